@@ -1,0 +1,221 @@
+//! Section codecs: bounded decoding (never more than the declared decoded
+//! length is allocated or produced) and deterministic encoding.
+
+use std::borrow::Cow;
+
+use crate::error::{ErrorKind, FormatError, Result, WriteError};
+use crate::types::{Codec, Section};
+
+/// Compression settings of the writer, one codec for every section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Stored as is; codes of fewer than 8 bits are bit-packed.
+    Raw,
+    /// zstd at this level (1..=22).
+    Zstd(i32),
+    /// brotli at this quality (0..=11) and window (10..=24 bits).
+    Brotli { quality: u32, lgwin: u32 },
+}
+
+impl Compression {
+    pub fn codec(self) -> Codec {
+        match self {
+            Compression::Raw => Codec::Raw,
+            Compression::Zstd(_) => Codec::Zstd,
+            Compression::Brotli { .. } => Codec::Brotli,
+        }
+    }
+
+    /// A short human-readable description, e.g. `brotli-11`.
+    pub fn describe(self) -> String {
+        match self {
+            Compression::Raw => "raw".into(),
+            Compression::Zstd(level) => format!("zstd-{level}"),
+            Compression::Brotli { quality, .. } => format!("brotli-{quality}"),
+        }
+    }
+}
+
+/// Compresses `data` with `compression`.
+pub fn encode(data: &[u8], compression: Compression) -> Result<Vec<u8>, WriteError> {
+    match compression {
+        Compression::Raw => Ok(data.to_vec()),
+        Compression::Zstd(level) => {
+            zstd::bulk::compress(data, level).map_err(|e| WriteError::Codec(format!("zstd: {e}")))
+        }
+        Compression::Brotli { quality, lgwin } => {
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: quality.min(11) as i32,
+                lgwin: lgwin.clamp(10, 24) as i32,
+                size_hint: data.len(),
+                ..Default::default()
+            };
+            let mut out = Vec::with_capacity(data.len() / 2 + 64);
+            brotli::BrotliCompress(&mut &data[..], &mut out, &params)
+                .map_err(|e| WriteError::Codec(format!("brotli: {e}")))?;
+            Ok(out)
+        }
+    }
+}
+
+/// Decodes the stored bytes of section `index` into exactly
+/// `section.decoded_len` bytes and checks their CRC-32.
+///
+/// The caller has validated `decoded_len` against the reader's limits and
+/// the tensor shapes, so allocating it is bounded by honest content.
+pub fn decode<'a>(stored: &'a [u8], section: &Section, index: usize) -> Result<Cow<'a, [u8]>> {
+    let field = || format!("sections[{index}]");
+    let want = usize::try_from(section.decoded_len).map_err(|_| {
+        FormatError::new(
+            ErrorKind::LimitExceeded,
+            field(),
+            section.offset,
+            "decoded length does not fit this platform's address space",
+        )
+    })?;
+    let decoded: Cow<[u8]> = match section.codec {
+        Codec::Raw => Cow::Borrowed(stored),
+        Codec::Zstd => Cow::Owned(decode_zstd(stored, want, section, &field)?),
+        Codec::Brotli => Cow::Owned(decode_brotli(stored, want, section, &field)?),
+    };
+    if decoded.len() != want {
+        return Err(FormatError::new(
+            ErrorKind::SizeMismatch,
+            field(),
+            section.offset,
+            format!("decodes to {} bytes, declares {want}", decoded.len()),
+        ));
+    }
+    let crc = crc32fast::hash(&decoded);
+    if crc != section.crc32 {
+        return Err(FormatError::new(
+            ErrorKind::SectionCrc,
+            field(),
+            section.offset,
+            format!(
+                "stored CRC-32 {:#010x}, decoded bytes give {crc:#010x}",
+                section.crc32
+            ),
+        ));
+    }
+    Ok(decoded)
+}
+
+fn codec_error(section: &Section, field: &dyn Fn() -> String, detail: String) -> FormatError {
+    FormatError::new(ErrorKind::CodecError, field(), section.offset, detail)
+}
+
+fn decode_zstd(
+    stored: &[u8],
+    want: usize,
+    section: &Section,
+    field: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    // Exactly one frame, filling the section: no trailing or skippable data.
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(stored).map_err(|code| {
+        codec_error(
+            section,
+            field,
+            format!(
+                "not a zstd frame: {}",
+                zstd::zstd_safe::get_error_name(code)
+            ),
+        )
+    })?;
+    if frame_len != stored.len() {
+        return Err(codec_error(
+            section,
+            field,
+            format!(
+                "the zstd frame is {frame_len} bytes, the section stores {}",
+                stored.len()
+            ),
+        ));
+    }
+    if let Ok(Some(content)) = zstd::zstd_safe::get_frame_content_size(stored) {
+        if content != want as u64 {
+            return Err(FormatError::new(
+                ErrorKind::SizeMismatch,
+                field(),
+                section.offset,
+                format!("the zstd frame declares {content} decoded bytes, the section {want}"),
+            ));
+        }
+    }
+    // `capacity` bounds the output: a stream that would decode to more fails
+    // here instead of allocating (decompression bombs).
+    zstd::bulk::decompress(stored, want).map_err(|e| {
+        FormatError::new(
+            ErrorKind::SizeMismatch,
+            field(),
+            section.offset,
+            format!("zstd stream does not decode to the declared {want} bytes: {e}"),
+        )
+    })
+}
+
+fn decode_brotli(
+    stored: &[u8],
+    want: usize,
+    section: &Section,
+    field: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
+    // One spare byte lets a stream that is longer than declared show itself.
+    let mut out = vec![0u8; want + 1];
+    let mut state = BrotliState::new(
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+    );
+    let (mut avail_in, mut in_off) = (stored.len(), 0usize);
+    let (mut avail_out, mut out_off, mut total) = (out.len(), 0usize, 0usize);
+    let result = BrotliDecompressStream(
+        &mut avail_in,
+        &mut in_off,
+        stored,
+        &mut avail_out,
+        &mut out_off,
+        &mut out,
+        &mut total,
+        &mut state,
+    );
+    match result {
+        BrotliResult::ResultSuccess => {}
+        BrotliResult::NeedsMoreOutput => {
+            return Err(FormatError::new(
+                ErrorKind::SizeMismatch,
+                field(),
+                section.offset,
+                format!("brotli stream decodes to more than the declared {want} bytes"),
+            ))
+        }
+        BrotliResult::NeedsMoreInput => {
+            return Err(codec_error(
+                section,
+                field,
+                "brotli stream ends early".into(),
+            ));
+        }
+        BrotliResult::ResultFailure => {
+            return Err(codec_error(section, field, "corrupt brotli stream".into()));
+        }
+    }
+    if avail_in != 0 {
+        return Err(codec_error(
+            section,
+            field,
+            format!("{avail_in} bytes follow the end of the brotli stream"),
+        ));
+    }
+    if out_off > want {
+        return Err(FormatError::new(
+            ErrorKind::SizeMismatch,
+            field(),
+            section.offset,
+            format!("brotli stream decodes to more than the declared {want} bytes"),
+        ));
+    }
+    out.truncate(out_off);
+    Ok(out)
+}

@@ -1,0 +1,36 @@
+//! Constants and hard limits of format v1 (spec/FORMAT.md, "Limits").
+
+/// `\x89 P G Q \r \n \x1a \n`: a high-bit byte catches 7-bit transfers, CR LF
+/// and LF catch newline conversion, ^Z stops `type` on DOS. It is not a
+/// prefix of pickle (`\x80`), zip (`PK`), zstd (`\x28\xb5\x2f\xfd`), xz
+/// (`\xfd7zXZ`) or gzip (`\x1f\x8b`).
+pub const MAGIC: [u8; 8] = [0x89, b'P', b'G', b'Q', 0x0D, 0x0A, 0x1A, 0x0A];
+/// The major version this crate reads and writes.
+pub const MAJOR_VERSION: u16 = 1;
+/// The minor version this crate writes.
+pub const MINOR_VERSION: u16 = 0;
+
+/// Bytes before the header body: magic, major, minor, header_len.
+pub const PREAMBLE_LEN: u64 = 16;
+/// Bytes of the CRC-32 that follows the header body.
+pub const HEADER_CRC_LEN: u64 = 4;
+/// Bytes of the three counts that open the header body.
+pub const COUNTS_LEN: u64 = 12;
+/// Bytes of one section table entry.
+pub const SECTION_ENTRY_LEN: u64 = 32;
+/// Bytes of one region reference (section, offset, length).
+pub const REGION_LEN: u64 = 20;
+
+pub const MAX_HEADER_LEN: u32 = 16 * 1024 * 1024;
+pub const MAX_SECTIONS: u32 = 4096;
+pub const MAX_TENSORS: u32 = 65_536;
+pub const MAX_METADATA: u32 = 4096;
+pub const MAX_NAME_LEN: u16 = 1024;
+pub const MAX_KEY_LEN: u16 = 256;
+pub const MAX_METADATA_VALUE_LEN: u32 = 1024 * 1024;
+pub const MAX_RANK: u8 = 8;
+pub const MIN_BITS: u8 = 2;
+pub const MAX_BITS: u8 = 8;
+/// The spec's ceiling on the sum of all decoded section lengths (64 GiB).
+/// Readers may set a lower one ([`crate::ReadOptions::max_decoded_bytes`]).
+pub const MAX_DECODED_TOTAL: u64 = 1 << 36;

@@ -1,0 +1,180 @@
+//! Element layouts inside decoded regions: byte planes for multi-byte
+//! values and the LSB-first bit stream of packed codes.
+
+/// Largest code magnitude of a `bits`-bit symmetric code: `2^(bits-1) - 1`.
+pub fn code_max(bits: u8) -> i8 {
+    ((1i16 << (bits - 1)) - 1) as i8
+}
+
+/// Splits `width`-byte little-endian values into `width` planes: plane k
+/// holds byte k of every value, in order (like the field's BSHF shuffle).
+pub fn to_planes(bytes: &[u8], width: usize) -> Vec<u8> {
+    let n = bytes.len() / width;
+    let mut out = vec![0u8; bytes.len()];
+    for (i, value) in bytes.chunks_exact(width).enumerate() {
+        for (k, &b) in value.iter().enumerate() {
+            out[k * n + i] = b;
+        }
+    }
+    out
+}
+
+/// Inverse of [`to_planes`].
+pub fn from_planes(planes: &[u8], width: usize) -> Vec<u8> {
+    let n = planes.len() / width;
+    let mut out = vec![0u8; planes.len()];
+    for k in 0..width {
+        let plane = &planes[k * n..(k + 1) * n];
+        for (i, &b) in plane.iter().enumerate() {
+            out[i * width + k] = b;
+        }
+    }
+    out
+}
+
+/// Packs codes as `bits`-bit two's-complement fields, LSB first: code i
+/// occupies stream bits `[i*bits, (i+1)*bits)`, stream bit j being bit
+/// `j % 8` of byte `j / 8`. Unused bits of the last byte are zero.
+pub fn pack_codes(codes: &[i8], bits: u8) -> Vec<u8> {
+    let bits = bits as u32;
+    let mask = (1u32 << bits) - 1;
+    let mut out = Vec::with_capacity((codes.len() * bits as usize).div_ceil(8));
+    let (mut acc, mut filled) = (0u32, 0u32);
+    for &c in codes {
+        acc |= ((c as u8 as u32) & mask) << filled;
+        filled += bits;
+        while filled >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            filled -= 8;
+        }
+    }
+    if filled > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+/// Why unpacking failed: the code index, or the padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnpackError {
+    /// The field at this index decodes to `-2^(bits-1)`, outside the range.
+    OutOfRange(usize),
+    NonZeroPadding,
+}
+
+/// Inverse of [`pack_codes`] for `n` codes; checks range and padding.
+pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, UnpackError> {
+    let b = bits as u32;
+    let mask = (1u32 << b) - 1;
+    let sign = 1u32 << (b - 1);
+    let mut out = Vec::with_capacity(n);
+    let (mut acc, mut filled) = (0u32, 0u32);
+    let mut bytes = packed.iter();
+    for i in 0..n {
+        while filled < b {
+            // The region length was validated as ceil(n*bits/8).
+            let Some(&byte) = bytes.next() else {
+                return Err(UnpackError::NonZeroPadding);
+            };
+            acc |= (byte as u32) << filled;
+            filled += 8;
+        }
+        let field = acc & mask;
+        acc >>= b;
+        filled -= b;
+        if field == sign {
+            return Err(UnpackError::OutOfRange(i));
+        }
+        // Sign-extend the b-bit field.
+        let value = if field & sign != 0 {
+            field as i32 - (1i32 << b)
+        } else {
+            field as i32
+        };
+        out.push(value as i8);
+    }
+    if acc != 0 || bytes.next().is_some() {
+        return Err(UnpackError::NonZeroPadding);
+    }
+    Ok(out)
+}
+
+/// Index of the first code outside `[-code_max, code_max]`, if any.
+pub fn first_out_of_range(codes: &[i8], bits: u8) -> Option<usize> {
+    let max = code_max(bits);
+    codes.iter().position(|&c| c < -max || c > max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int6_packs_four_codes_in_three_bytes_lsb_first() {
+        // 1 = 000001, -1 = 111111, 31 = 011111, -31 = 100001
+        let packed = pack_codes(&[1, -1, 31, -31], 6);
+        // stream bits: 000001 | 111111 | 011111 | 100001 read LSB first
+        // byte0 = bits 0..8 = 1 | (0b11 << 6)           = 0b1100_0001
+        // byte1 = bits 8..16 = 0b1111 | (0b1111 << 4)     = 0b1111_1111
+        // byte2 = bits 16..24 = 0b01 | (0b100001 << 2)    = 0b1000_0101
+        assert_eq!(packed, vec![0b1100_0001, 0b1111_1111, 0b1000_0101]);
+        assert_eq!(unpack_codes(&packed, 6, 4).unwrap(), vec![1, -1, 31, -31]);
+    }
+
+    #[test]
+    fn int7_packs_eight_codes_in_seven_bytes() {
+        let codes: Vec<i8> = vec![-63, 63, 0, 1, -1, 5, -7, 42];
+        let packed = pack_codes(&codes, 7);
+        assert_eq!(packed.len(), 7);
+        assert_eq!(unpack_codes(&packed, 7, 8).unwrap(), codes);
+    }
+
+    #[test]
+    fn every_width_round_trips_every_code_and_partial_tail() {
+        for bits in 2..=8u8 {
+            let max = code_max(bits);
+            let codes: Vec<i8> = (-max..=max).chain([0, 1]).collect();
+            let packed = pack_codes(&codes, bits);
+            assert_eq!(packed.len(), (codes.len() * bits as usize).div_ceil(8));
+            assert_eq!(
+                unpack_codes(&packed, bits, codes.len()).unwrap(),
+                codes,
+                "bits {bits}"
+            );
+        }
+    }
+
+    #[test]
+    fn unpack_rejects_the_most_negative_field_and_dirty_padding() {
+        // 6-bit field 100000 = -32 is outside [-31, 31].
+        assert_eq!(
+            unpack_codes(&[0b0010_0000, 0, 0], 6, 4),
+            Err(UnpackError::OutOfRange(0))
+        );
+        // One 6-bit code in one byte: the top two bits are padding.
+        assert_eq!(
+            unpack_codes(&[0b0100_0001], 6, 1),
+            Err(UnpackError::NonZeroPadding)
+        );
+        assert_eq!(unpack_codes(&[0b0000_0001], 6, 1), Ok(vec![1]));
+    }
+
+    #[test]
+    fn planes_round_trip_and_put_low_bytes_first() {
+        let bytes = [0x01, 0xA1, 0x02, 0xA2, 0x03, 0xA3];
+        let planes = to_planes(&bytes, 2);
+        assert_eq!(planes, vec![0x01, 0x02, 0x03, 0xA1, 0xA2, 0xA3]);
+        assert_eq!(from_planes(&planes, 2), bytes);
+        let four: Vec<u8> = (0..16).collect();
+        assert_eq!(from_planes(&to_planes(&four, 4), 4), four);
+    }
+
+    #[test]
+    fn code_max_is_symmetric_range() {
+        assert_eq!(code_max(2), 1);
+        assert_eq!(code_max(6), 31);
+        assert_eq!(code_max(7), 63);
+        assert_eq!(code_max(8), 127);
+    }
+}

@@ -1,0 +1,239 @@
+//! The validating reader: header, sections, then every value.
+
+use std::borrow::Cow;
+
+use half::{bf16, f16};
+
+use crate::codec::decode;
+use crate::error::{ErrorKind, FormatError, Result};
+use crate::header::parse_header;
+use crate::pack::{first_out_of_range, from_planes, unpack_codes, UnpackError};
+use crate::tensor::{Tensor, TensorData};
+use crate::types::{Header, Kind, Layout, Region, Section, TensorEntry};
+
+/// Limits a reader applies on top of the spec's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Largest file accepted.
+    pub max_file_bytes: u64,
+    /// Largest sum of decoded section lengths accepted; bounds memory use.
+    pub max_decoded_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        // 4 GiB on 64-bit targets; 1 GiB where the address space is 32-bit
+        // (wasm32).
+        let cap: u64 = if usize::BITS >= 64 { 4 << 30 } else { 1 << 30 };
+        ReadOptions {
+            max_file_bytes: cap,
+            max_decoded_bytes: cap,
+        }
+    }
+}
+
+/// A fully validated file: its header and every tensor's values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Archive {
+    pub header: Header,
+    /// In the order of the tensor table.
+    pub tensors: Vec<Tensor>,
+}
+
+impl Archive {
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+}
+
+/// Reads and validates a whole file held in memory.
+pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Archive> {
+    let header = parse_header(bytes, options)?;
+    let decoded = header
+        .sections
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            // parse_header checked offset + stored_len <= file length.
+            let stored = &bytes[s.offset as usize..(s.offset + s.stored_len) as usize];
+            decode(stored, s, i)
+        })
+        .collect::<Result<Vec<Cow<[u8]>>>>()?;
+    let tensors = header
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| decode_tensor(i, entry, &header.sections, &decoded))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Archive { header, tensors })
+}
+
+/// Reads and validates the header only: no section is decompressed.
+pub fn read_header(bytes: &[u8], options: &ReadOptions) -> Result<Header> {
+    parse_header(bytes, options)
+}
+
+fn region_bytes<'a>(decoded: &'a [Cow<[u8]>], r: Region) -> &'a [u8] {
+    // parse_header checked the region lies inside its section, and decode()
+    // checked the section decoded to exactly its declared length.
+    &decoded[r.section as usize][r.offset as usize..(r.offset + r.len) as usize]
+}
+
+fn value_error(
+    kind: ErrorKind,
+    field: String,
+    section: &Section,
+    region: Region,
+    index: usize,
+    width: u64,
+    detail: String,
+) -> FormatError {
+    FormatError::new(
+        kind,
+        field,
+        section.offset,
+        format!(
+            "{detail} (decoded byte {} of section {})",
+            region.offset + index as u64 * width,
+            region.section
+        ),
+    )
+}
+
+fn decode_tensor(
+    i: usize,
+    entry: &TensorEntry,
+    sections: &[Section],
+    decoded: &[Cow<[u8]>],
+) -> Result<Tensor> {
+    let n = entry.elements() as usize;
+    let data = match (entry.kind, &entry.quant, &entry.data) {
+        (Kind::Quantized, Some(q), _) => {
+            let raw = region_bytes(decoded, q.codes);
+            let codes_section = &sections[q.codes.section as usize];
+            let codes: Vec<i8> = match q.layout {
+                Layout::Bytes => {
+                    let codes: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
+                    if let Some(at) = first_out_of_range(&codes, q.bits) {
+                        return Err(value_error(
+                            ErrorKind::InvalidCode,
+                            format!("tensors[{i}].codes"),
+                            codes_section,
+                            q.codes,
+                            at,
+                            1,
+                            format!("code {} is outside the {}-bit range", codes[at], q.bits),
+                        ));
+                    }
+                    codes
+                }
+                Layout::Packed => unpack_codes(raw, q.bits, n).map_err(|e| {
+                    let (at, what) = match e {
+                        UnpackError::OutOfRange(at) => (
+                            at,
+                            format!("code {at} is -2^{} , outside the range", q.bits - 1),
+                        ),
+                        UnpackError::NonZeroPadding => {
+                            (n, "padding bits after the last code are not zero".into())
+                        }
+                    };
+                    FormatError::new(
+                        ErrorKind::InvalidCode,
+                        format!("tensors[{i}].codes"),
+                        codes_section.offset,
+                        format!(
+                            "{what} (packed stream at decoded byte {} of section {}, bit {})",
+                            q.codes.offset,
+                            q.codes.section,
+                            at * q.bits as usize
+                        ),
+                    )
+                })?,
+            };
+            let scales: Vec<f16> = from_planes(region_bytes(decoded, q.scales), 2)
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            if let Some(at) = scales
+                .iter()
+                .position(|s| !s.is_finite() || s.is_sign_negative())
+            {
+                return Err(value_error(
+                    ErrorKind::InvalidValue,
+                    format!("tensors[{i}].scales"),
+                    &sections[q.scales.section as usize],
+                    q.scales,
+                    at,
+                    1,
+                    format!(
+                        "scale {at} is {} (scales must be finite and non-negative)",
+                        scales[at]
+                    ),
+                ));
+            }
+            TensorData::Quantized {
+                bits: q.bits,
+                group_size: q.group_size,
+                codes,
+                scales,
+            }
+        }
+        (kind, None, Some(r)) => {
+            let width = kind.element_width().unwrap_or(1) as usize;
+            let bytes = from_planes(region_bytes(decoded, *r), width);
+            let (data, bad) = match kind {
+                Kind::F16 => {
+                    let v: Vec<f16> = bytes
+                        .chunks_exact(2)
+                        .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                        .collect();
+                    let bad = v.iter().position(|x| !x.is_finite());
+                    (TensorData::F16(v), bad)
+                }
+                Kind::Bf16 => {
+                    let v: Vec<bf16> = bytes
+                        .chunks_exact(2)
+                        .map(|b| bf16::from_le_bytes([b[0], b[1]]))
+                        .collect();
+                    let bad = v.iter().position(|x| !x.is_finite());
+                    (TensorData::Bf16(v), bad)
+                }
+                _ => {
+                    let v: Vec<f32> = bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
+                    let bad = v.iter().position(|x| !x.is_finite());
+                    (TensorData::F32(v), bad)
+                }
+            };
+            if let Some(at) = bad {
+                return Err(value_error(
+                    ErrorKind::InvalidValue,
+                    format!("tensors[{i}].data"),
+                    &sections[r.section as usize],
+                    *r,
+                    at,
+                    1,
+                    format!("value {at} is NaN or infinite"),
+                ));
+            }
+            data
+        }
+        // parse_header gives quantized entries quant info and others a data
+        // region; anything else cannot be built by it.
+        _ => {
+            return Err(FormatError::new(
+                ErrorKind::InvalidField,
+                format!("tensors[{i}]"),
+                entry.entry_offset,
+                "entry has neither quantization fields nor a data region",
+            ))
+        }
+    };
+    Ok(Tensor {
+        name: entry.name.clone(),
+        shape: entry.shape.clone(),
+        data,
+    })
+}

@@ -1,0 +1,307 @@
+//! The logical content of a header: enums and entries, as parsed and as
+//! written. Fixed-size records are described with binrw.
+
+use binrw::binrw;
+use serde::Serialize;
+
+/// How a section's stored bytes become its decoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Raw = 0,
+    Zstd = 1,
+    Brotli = 2,
+}
+
+impl Codec {
+    pub fn from_u8(v: u8) -> Option<Codec> {
+        match v {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            2 => Some(Codec::Brotli),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Raw => "raw",
+            Codec::Zstd => "zstd",
+            Codec::Brotli => "brotli",
+        }
+    }
+}
+
+/// What a tensor entry stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Integer codes with fp16 scales.
+    Quantized = 0,
+    F16 = 1,
+    Bf16 = 2,
+    F32 = 3,
+}
+
+impl Kind {
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        match v {
+            0 => Some(Kind::Quantized),
+            1 => Some(Kind::F16),
+            2 => Some(Kind::Bf16),
+            3 => Some(Kind::F32),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Quantized => "quantized",
+            Kind::F16 => "f16",
+            Kind::Bf16 => "bf16",
+            Kind::F32 => "f32",
+        }
+    }
+    /// Bytes per element of a passthrough kind (None for quantized).
+    pub fn element_width(self) -> Option<u64> {
+        match self {
+            Kind::Quantized => None,
+            Kind::F16 | Kind::Bf16 => Some(2),
+            Kind::F32 => Some(4),
+        }
+    }
+}
+
+/// How the codes of a quantized tensor are laid out in their region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One two's-complement code per byte. Best under a compressor.
+    Bytes = 0,
+    /// Codes as `bits`-bit two's-complement fields in an LSB-first bit
+    /// stream (int6: 4 codes in 3 bytes; int7: 8 in 7). Best when raw.
+    Packed = 1,
+}
+
+impl Layout {
+    pub fn from_u8(v: u8) -> Option<Layout> {
+        match v {
+            0 => Some(Layout::Bytes),
+            1 => Some(Layout::Packed),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Bytes => "bytes",
+            Layout::Packed => "packed",
+        }
+    }
+}
+
+/// The scale dtype code of v1: fp16 (IEEE binary16) only.
+pub const SCALE_DTYPE_F16: u8 = 1;
+
+/// The 16 bytes that open every file.
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preamble {
+    pub magic: [u8; 8],
+    pub major: u16,
+    pub minor: u16,
+    pub header_len: u32,
+}
+
+/// The three counts that open the header body.
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub sections: u32,
+    pub tensors: u32,
+    pub metadata: u32,
+}
+
+/// One 32-byte entry of the section table, as stored.
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SectionEntry {
+    pub codec: u8,
+    pub reserved: [u8; 3],
+    /// CRC-32 (zlib's) of the decoded bytes.
+    pub crc32: u32,
+    /// Absolute file offset of the stored bytes.
+    pub offset: u64,
+    pub stored_len: u64,
+    pub decoded_len: u64,
+}
+
+/// Where a run of bytes lives: a byte range of a section's decoded bytes.
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Region {
+    pub section: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// The 8 bytes after the shape of a quantized tensor, as stored.
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantFields {
+    pub bits: u8,
+    pub layout: u8,
+    pub scale_dtype: u8,
+    pub reserved: u8,
+    pub group_size: u32,
+}
+
+/// A typed metadata value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MetaValue {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+impl MetaValue {
+    pub fn type_code(&self) -> u8 {
+        match self {
+            MetaValue::U64(_) => 1,
+            MetaValue::I64(_) => 2,
+            MetaValue::F64(_) => 3,
+            MetaValue::Str(_) => 4,
+            MetaValue::Bytes(_) => 5,
+        }
+    }
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MetaValue::U64(_) => "u64",
+            MetaValue::I64(_) => "i64",
+            MetaValue::F64(_) => "f64",
+            MetaValue::Str(_) => "string",
+            MetaValue::Bytes(_) => "bytes",
+        }
+    }
+}
+
+/// How a quantized tensor is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuantInfo {
+    pub bits: u8,
+    pub layout: Layout,
+    /// 0 = one scale per row; otherwise columns per group.
+    pub group_size: u32,
+    pub codes: Region,
+    pub scales: Region,
+}
+
+/// A validated tensor entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorEntry {
+    pub name: String,
+    pub kind: Kind,
+    pub shape: Vec<u64>,
+    /// Present for [`Kind::Quantized`].
+    pub quant: Option<QuantInfo>,
+    /// The data region of a passthrough tensor.
+    pub data: Option<Region>,
+    /// Absolute offset and length of this entry in the header.
+    pub entry_offset: u64,
+    pub entry_len: u64,
+}
+
+impl TensorEntry {
+    pub fn elements(&self) -> u64 {
+        // Validated at parse time not to overflow.
+        self.shape.iter().product()
+    }
+    /// Rows and columns of the matrix view: columns are the last dimension,
+    /// rows the product of the others (1 for rank 0 and 1).
+    pub fn rows_cols(&self) -> (u64, u64) {
+        rows_cols(&self.shape)
+    }
+    /// The regions this tensor owns, codes before scales.
+    pub fn regions(&self) -> Vec<Region> {
+        match (&self.quant, &self.data) {
+            (Some(q), _) => vec![q.codes, q.scales],
+            (None, Some(d)) => vec![*d],
+            (None, None) => Vec::new(),
+        }
+    }
+    pub fn bits(&self) -> Option<u8> {
+        self.quant.map(|q| q.bits)
+    }
+}
+
+/// Rows and columns of a shape's matrix view.
+pub fn rows_cols(shape: &[u64]) -> (u64, u64) {
+    match shape.split_last() {
+        None => (1, 1),
+        Some((cols, rest)) => (rest.iter().product(), *cols),
+    }
+}
+
+/// Number of scale groups per row.
+pub fn groups_per_row(cols: u64, group_size: u32) -> u64 {
+    if group_size == 0 {
+        1
+    } else {
+        cols.div_ceil(group_size as u64)
+    }
+}
+
+/// Columns covered by each group: `group_size`, or all columns for 0.
+pub fn effective_group(cols: u64, group_size: u32) -> u64 {
+    if group_size == 0 {
+        cols.max(1)
+    } else {
+        group_size as u64
+    }
+}
+
+/// A validated section entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Section {
+    pub codec: Codec,
+    pub crc32: u32,
+    pub offset: u64,
+    pub stored_len: u64,
+    pub decoded_len: u64,
+}
+
+/// A validated header: everything but the section payloads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Header {
+    pub major: u16,
+    pub minor: u16,
+    /// Bytes of the header body (excluding preamble and CRC).
+    pub header_len: u32,
+    pub sections: Vec<Section>,
+    /// Sorted by key, keys unique.
+    pub metadata: Vec<(String, MetaValue)>,
+    pub tensors: Vec<TensorEntry>,
+    /// Total bytes of the file.
+    pub file_len: u64,
+}
+
+impl Header {
+    /// Offset of the first section's stored bytes.
+    pub fn data_start(&self) -> u64 {
+        crate::limits::PREAMBLE_LEN + self.header_len as u64 + crate::limits::HEADER_CRC_LEN
+    }
+    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+    pub fn metadata_value(&self, key: &str) -> Option<&MetaValue> {
+        self.metadata
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.metadata[i].1)
+    }
+}
