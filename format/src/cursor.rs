@@ -40,7 +40,10 @@ impl<'a> Cursor<'a> {
                 ErrorKind::Truncated,
                 field(),
                 self.offset(),
-                format!("needs {n} bytes, only {available} remain in the header"),
+                format!(
+                    "needs {n} bytes, only {available} remain before byte {}",
+                    self.end
+                ),
             ));
         }
         let start = self.pos;

@@ -129,20 +129,11 @@ fn parse_sections(
     data_start: u64,
     file_len: u64,
 ) -> Result<Vec<Section>> {
-    // Each entry is 32 bytes: check they are all present before allocating.
-    let need = count as u64 * SECTION_ENTRY_LEN;
-    if need > c.remaining() as u64 {
-        return Err(err(
-            ErrorKind::Truncated,
-            "sections",
-            c.offset(),
-            format!(
-                "{count} section entries need {need} bytes, {} remain in the header",
-                c.remaining()
-            ),
-        ));
-    }
-    let mut out = Vec::with_capacity(count as usize);
+    // Never allocate from the declared count alone: at most what the bytes
+    // left could hold. Reading entry by entry then reports a truncation
+    // inside the exact entry where the bytes end.
+    let mut out =
+        Vec::with_capacity((count as usize).min(c.remaining() / SECTION_ENTRY_LEN as usize));
     let mut expected_offset = data_start;
     for i in 0..count {
         let at = c.offset();
@@ -239,18 +230,8 @@ fn parse_sections(
 
 fn parse_metadata(c: &mut Cursor, count: u32) -> Result<Vec<(String, MetaValue)>> {
     // The smallest entry is 2 (key_len) + 1 (key) + 1 (type) + 8 bytes.
-    if count as u64 * 12 > c.remaining() as u64 {
-        return Err(err(
-            ErrorKind::Truncated,
-            "metadata",
-            c.offset(),
-            format!(
-                "{count} entries cannot fit in the {} bytes left in the header",
-                c.remaining()
-            ),
-        ));
-    }
-    let mut out: Vec<(String, MetaValue)> = Vec::with_capacity(count as usize);
+    let mut out: Vec<(String, MetaValue)> =
+        Vec::with_capacity((count as usize).min(c.remaining() / 12));
     for i in 0..count {
         let f = |name: &str| format!("metadata[{i}].{name}");
         let key_at = c.offset();
@@ -404,19 +385,9 @@ fn parse_tensors(
     refs: &mut Vec<RegionRef>,
 ) -> Result<Vec<TensorEntry>> {
     // The smallest entry: name_len 2 + name 1 + kind 1 + rank 1 + region 20.
-    if count as u64 * 25 > c.remaining() as u64 {
-        return Err(err(
-            ErrorKind::Truncated,
-            "tensors",
-            c.offset(),
-            format!(
-                "{count} entries cannot fit in the {} bytes left in the header",
-                c.remaining()
-            ),
-        ));
-    }
-    let mut out = Vec::with_capacity(count as usize);
-    let mut names: HashSet<String> = HashSet::with_capacity(count as usize);
+    let cap = (count as usize).min(c.remaining() / 25);
+    let mut out = Vec::with_capacity(cap);
+    let mut names: HashSet<String> = HashSet::with_capacity(cap);
     for i in 0..count {
         let f = |name: &str| format!("tensors[{i}].{name}");
         let entry_at = c.offset();

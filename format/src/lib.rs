@@ -35,6 +35,7 @@ pub mod limits;
 pub mod pack;
 pub mod raw;
 mod reader;
+pub mod summary;
 mod tensor;
 pub mod types;
 mod writer;
@@ -42,8 +43,9 @@ mod writer;
 pub use codec::{decode as decode_section, encode as encode_section, Compression};
 pub use error::{ErrorKind, FormatError, WriteError};
 pub use reader::{read, read_header, Archive, ReadOptions};
+pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
 pub use tensor::{dequantize_codes, Tensor, TensorData};
 pub use types::{Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorEntry};
-pub use writer::{write, Grouping, WriteOptions};
+pub use writer::{write, write_raw, Grouping, LayoutChoice, WriteOptions};
 
 pub use half;

@@ -84,8 +84,6 @@ fn value_error(
     field: String,
     section: &Section,
     region: Region,
-    index: usize,
-    width: u64,
     detail: String,
 ) -> FormatError {
     FormatError::new(
@@ -93,9 +91,8 @@ fn value_error(
         field,
         section.offset,
         format!(
-            "{detail} (decoded byte {} of section {})",
-            region.offset + index as u64 * width,
-            region.section
+            "{detail} (in the region at decoded byte {} of section {})",
+            region.offset, region.section
         ),
     )
 }
@@ -120,9 +117,10 @@ fn decode_tensor(
                             format!("tensors[{i}].codes"),
                             codes_section,
                             q.codes,
-                            at,
-                            1,
-                            format!("code {} is outside the {}-bit range", codes[at], q.bits),
+                            format!(
+                                "code {} at index {at} is outside the {}-bit range",
+                                codes[at], q.bits
+                            ),
                         ));
                     }
                     codes
@@ -131,7 +129,10 @@ fn decode_tensor(
                     let (at, what) = match e {
                         UnpackError::OutOfRange(at) => (
                             at,
-                            format!("code {at} is -2^{} , outside the range", q.bits - 1),
+                            format!(
+                                "code {at} is -2^{}, outside the symmetric range",
+                                q.bits - 1
+                            ),
                         ),
                         UnpackError::NonZeroPadding => {
                             (n, "padding bits after the last code are not zero".into())
@@ -163,8 +164,6 @@ fn decode_tensor(
                     format!("tensors[{i}].scales"),
                     &sections[q.scales.section as usize],
                     q.scales,
-                    at,
-                    1,
                     format!(
                         "scale {at} is {} (scales must be finite and non-negative)",
                         scales[at]
@@ -213,8 +212,6 @@ fn decode_tensor(
                     format!("tensors[{i}].data"),
                     &sections[r.section as usize],
                     *r,
-                    at,
-                    1,
                     format!("value {at} is NaN or infinite"),
                 ));
             }

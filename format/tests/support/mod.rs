@@ -1,0 +1,2 @@
+pub mod mutate;
+pub mod vectors;

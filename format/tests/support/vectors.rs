@@ -1,0 +1,1242 @@
+//! The conformance vectors of spec/vectors/, built deterministically.
+//!
+//! Shared by `examples/gen_vectors.rs` (which writes them) and
+//! `tests/conformance.rs` (which checks that the committed bytes equal the
+//! regenerated ones and that the reader treats each as documented).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use pgq_format::half::{bf16, f16};
+use pgq_format::raw::RawFile;
+use pgq_format::types::{Counts, QuantFields, Region};
+use pgq_format::{
+    encode_section, write, write_raw, Compression, ErrorKind, Grouping, LayoutChoice, MetaValue,
+    Tensor, TensorData, WriteOptions,
+};
+
+pub struct Positive {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub tensors: Vec<Tensor>,
+    pub metadata: BTreeMap<String, MetaValue>,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Negative {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub error: ErrorKind,
+    pub bytes: Vec<u8>,
+}
+
+const ZSTD: Compression = Compression::Zstd(19);
+const BROTLI: Compression = Compression::Brotli {
+    quality: 11,
+    lgwin: 22,
+};
+
+fn opts(compression: Compression) -> WriteOptions {
+    WriteOptions {
+        compression,
+        ..WriteOptions::default()
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so vectors need no RNG crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// A code in [-max, max], small values more likely (like real codes).
+    fn code(&mut self, bits: u8) -> i8 {
+        let max = (1i32 << (bits - 1)) - 1;
+        let a = (self.next() % (2 * max as u64 + 1)) as i32 - max;
+        let b = (self.next() % (2 * max as u64 + 1)) as i32 - max;
+        (if self.next() % 4 == 0 { a } else { (a + b) / 2 }) as i8
+    }
+    fn scale(&mut self) -> f16 {
+        f16::from_f32(0.001 + (self.next() % 1000) as f32 * 1e-4)
+    }
+    fn value(&mut self) -> f32 {
+        ((self.next() % 20001) as f32 - 10000.0) * 1e-4
+    }
+}
+
+fn quantized(rng: &mut Rng, name: &str, shape: &[u64], bits: u8, group_size: u32) -> Tensor {
+    let n: u64 = shape.iter().product();
+    let cols = *shape.last().unwrap_or(&1);
+    let rows = n / cols;
+    let groups = if group_size == 0 {
+        1
+    } else {
+        cols.div_ceil(group_size as u64)
+    };
+    Tensor {
+        name: name.into(),
+        shape: shape.to_vec(),
+        data: TensorData::Quantized {
+            bits,
+            group_size,
+            codes: (0..n).map(|_| rng.code(bits)).collect(),
+            scales: (0..rows * groups).map(|_| rng.scale()).collect(),
+        },
+    }
+}
+
+fn f16s(rng: &mut Rng, name: &str, shape: &[u64]) -> Tensor {
+    let n: u64 = shape.iter().product();
+    Tensor {
+        name: name.into(),
+        shape: shape.to_vec(),
+        data: TensorData::F16((0..n).map(|_| f16::from_f32(rng.value())).collect()),
+    }
+}
+
+fn positive(
+    name: &'static str,
+    about: &'static str,
+    tensors: Vec<Tensor>,
+    metadata: BTreeMap<String, MetaValue>,
+    options: WriteOptions,
+) -> Positive {
+    let bytes = write(&tensors, &metadata, &options).expect("positive vectors are valid content");
+    Positive {
+        name,
+        about,
+        tensors,
+        metadata,
+        bytes,
+    }
+}
+
+pub fn positives() -> Vec<Positive> {
+    let mut rng = Rng(0x5EED_0001);
+    let none = BTreeMap::new;
+    let mut v = Vec::new();
+    v.push(positive(
+        "empty",
+        "no tensors, no sections, no metadata: the smallest valid file",
+        vec![],
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "int8_per_row_zstd",
+        "int8 codes, one scale per row, bytes layout, zstd",
+        vec![quantized(&mut rng, "emb", &[6, 8], 8, 0)],
+        none(),
+        opts(ZSTD),
+    ));
+    v.push(positive(
+        "int6_groupwise_partial_brotli",
+        "int6, group size 4 over 10 columns (groups of 4, 4, 2), bytes layout, brotli",
+        vec![quantized(
+            &mut rng,
+            "blocks.0.mlp.fc.weight",
+            &[3, 10],
+            6,
+            4,
+        )],
+        none(),
+        opts(BROTLI),
+    ));
+    v.push(positive(
+        "int6_packed_raw",
+        "int6 bit-packed 4 codes in 3 bytes, raw section, per-row scales",
+        vec![quantized(&mut rng, "w", &[4, 8], 6, 0)],
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "int7_packed_raw_partial",
+        "int7 bit-packed 8 codes in 7 bytes, 15 codes (a partial last byte), groupwise 2 over 5 columns",
+        vec![quantized(&mut rng, "w", &[3, 5], 7, 2)],
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "low_bits_packed_raw",
+        "bit widths 2, 3, 4 and 5, packed, raw",
+        (2..=5u8)
+            .map(|b| {
+                quantized(
+                    &mut rng,
+                    ["b2", "b3", "b4", "b5"][b as usize - 2],
+                    &[3, 7],
+                    b,
+                    0,
+                )
+            })
+            .collect(),
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "int6_packed_zstd",
+        "int6 packed under zstd (a writer may choose packing under a compressor)",
+        vec![quantized(&mut rng, "w", &[5, 9], 6, 4)],
+        none(),
+        WriteOptions {
+            compression: ZSTD,
+            layout: LayoutChoice::Packed,
+            ..WriteOptions::default()
+        },
+    ));
+    v.push(positive(
+        "int6_bytes_raw",
+        "int6 one code per byte in a raw section",
+        vec![quantized(&mut rng, "w", &[2, 6], 6, 0)],
+        none(),
+        WriteOptions {
+            compression: Compression::Raw,
+            layout: LayoutChoice::Bytes,
+            ..WriteOptions::default()
+        },
+    ));
+    let passthrough = |rng: &mut Rng| {
+        vec![
+            f16s(rng, "norm.f16", &[5]),
+            Tensor {
+                name: "gain.bf16".into(),
+                shape: vec![2, 3],
+                data: TensorData::Bf16((0..6).map(|_| bf16::from_f32(rng.value())).collect()),
+            },
+            Tensor {
+                name: "bias.f32".into(),
+                shape: vec![3, 1, 2],
+                data: TensorData::F32((0..6).map(|_| rng.value()).collect()),
+            },
+            Tensor {
+                name: "scalar".into(),
+                shape: vec![],
+                data: TensorData::F32(vec![-0.0]),
+            },
+        ]
+    };
+    v.push(positive(
+        "passthrough_raw",
+        "f16, bf16, f32 passthrough (byte planes), a rank-0 scalar, raw",
+        passthrough(&mut rng),
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "passthrough_brotli",
+        "f16, bf16, f32 passthrough, brotli",
+        passthrough(&mut rng),
+        none(),
+        opts(BROTLI),
+    ));
+    v.push(positive(
+        "ranks_1_to_4",
+        "quantized tensors of rank 1, 2, 3 and 4 (rows = product of all but the last dimension)",
+        vec![
+            quantized(&mut rng, "r1", &[7], 6, 3),
+            quantized(&mut rng, "r2", &[2, 7], 7, 0),
+            quantized(&mut rng, "r3", &[2, 3, 4], 8, 3),
+            quantized(&mut rng, "r4", &[2, 2, 2, 3], 6, 2),
+        ],
+        none(),
+        opts(ZSTD),
+    ));
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "pgq.producer".to_string(),
+        MetaValue::Str("pgq conformance vectors".into()),
+    );
+    meta.insert("count".to_string(), MetaValue::U64(u64::MAX));
+    meta.insert("delta".to_string(), MetaValue::I64(-42));
+    meta.insert("k".to_string(), MetaValue::F64(12.85));
+    meta.insert("digest".to_string(), MetaValue::Bytes(vec![0, 1, 2, 0xFF]));
+    meta.insert("name.ünïcode".to_string(), MetaValue::Str("värde ✓".into()));
+    v.push(positive(
+        "metadata_all_types",
+        "one metadata entry of each type, keys in byte order",
+        vec![f16s(&mut rng, "x", &[2])],
+        meta,
+        opts(Compression::Raw),
+    ));
+    let model = |rng: &mut Rng| {
+        vec![
+            quantized(rng, "tok_emb.weight", &[16, 8], 8, 0),
+            quantized(rng, "blocks.0.attn.c_q.weight", &[8, 8], 6, 0),
+            quantized(rng, "blocks.0.mlp.fc.weight", &[16, 8], 6, 4),
+            f16s(rng, "blocks.0.attn_scale", &[8]),
+            quantized(rng, "blocks.1.attn.c_q.weight", &[8, 8], 7, 0),
+            f16s(rng, "skip_weights", &[1, 8]),
+        ]
+    };
+    v.push(positive(
+        "model_by_stream_brotli",
+        "a miniature model, default grouping (codes per bit width, scales, passthrough), brotli",
+        model(&mut rng),
+        none(),
+        opts(BROTLI),
+    ));
+    v.push(positive(
+        "model_per_tensor_zstd",
+        "the same shape of model, one section per tensor, zstd",
+        model(&mut rng),
+        none(),
+        WriteOptions {
+            compression: ZSTD,
+            grouping: Grouping::PerTensor,
+            ..WriteOptions::default()
+        },
+    ));
+    v.push(positive(
+        "model_single_section_raw",
+        "one section holding every region, raw with packing",
+        model(&mut rng),
+        none(),
+        WriteOptions {
+            compression: Compression::Raw,
+            grouping: Grouping::Single,
+            ..WriteOptions::default()
+        },
+    ));
+    v.push(positive(
+        "extreme_values",
+        "codes at +-max, a zero scale, a subnormal scale, the largest fp16 scale, subnormal and signed-zero passthrough",
+        vec![
+            Tensor {
+                name: "edge".into(),
+                shape: vec![4, 3],
+                data: TensorData::Quantized {
+                    bits: 6,
+                    group_size: 0,
+                    codes: vec![31, -31, 0, 1, -1, 31, -31, 31, 5, 0, 0, 0],
+                    scales: vec![f16::from_f32(0.0), f16::from_bits(1), f16::MAX, f16::from_f32(1e-7)],
+                },
+            },
+            Tensor { name: "tiny".into(), shape: vec![3], data: TensorData::F16(vec![f16::from_bits(1), f16::from_bits(0x8001), f16::NEG_ZERO]) },
+        ],
+        none(),
+        opts(ZSTD),
+    ));
+    v
+}
+
+// ---------------------------------------------------------------- negatives
+
+/// The base of most negative vectors: a raw file with an int6 tensor in the
+/// bytes layout (group size 4 over 8 columns) and an f16 tensor, and one
+/// metadata entry. Sections: 0 = codes, 1 = scales, 2 = passthrough.
+fn base() -> RawFile {
+    let mut rng = Rng(0xBAD_0001);
+    let tensors = vec![
+        quantized(&mut rng, "w", &[2, 8], 6, 4),
+        f16s(&mut rng, "b", &[3]),
+    ];
+    let mut meta = BTreeMap::new();
+    meta.insert("pgq.producer".to_string(), MetaValue::Str("neg".into()));
+    let options = WriteOptions {
+        compression: Compression::Raw,
+        layout: LayoutChoice::Bytes,
+        ..WriteOptions::default()
+    };
+    write_raw(&tensors, &meta, &options).expect("base is valid")
+}
+
+/// The base with its int6 codes bit-packed (12 bytes in section 0).
+fn base_packed() -> RawFile {
+    let mut rng = Rng(0xBAD_0002);
+    let tensors = vec![quantized(&mut rng, "w", &[2, 8], 6, 4)];
+    write_raw(&tensors, &BTreeMap::new(), &opts(Compression::Raw)).expect("valid")
+}
+
+fn with_codec(compression: Compression) -> RawFile {
+    let mut rng = Rng(0xBAD_0003);
+    let tensors = vec![quantized(&mut rng, "w", &[4, 16], 8, 0)];
+    write_raw(&tensors, &BTreeMap::new(), &opts(compression)).expect("valid")
+}
+
+fn quant(f: &mut RawFile) -> &mut QuantFields {
+    f.tensors[0].quant.as_mut().expect("tensor 0 is quantized")
+}
+
+/// Replaces section `i`'s decoded bytes (raw codec) and fixes its CRC.
+fn set_raw_section(f: &mut RawFile, i: usize, decoded: Vec<u8>) {
+    let s = &mut f.sections[i];
+    s.entry.crc32 = crc32fast::hash(&decoded);
+    s.entry.stored_len = decoded.len() as u64;
+    s.entry.decoded_len = decoded.len() as u64;
+    s.stored = decoded;
+}
+
+/// Replaces section `i` with `stored` bytes of a compressed stream that
+/// claims to decode to `decoded_len` bytes with the given CRC.
+fn set_stored(f: &mut RawFile, i: usize, stored: Vec<u8>) {
+    f.sections[i].entry.stored_len = stored.len() as u64;
+    f.sections[i].stored = stored;
+}
+
+fn neg(
+    name: &'static str,
+    error: ErrorKind,
+    about: &'static str,
+    mut f: RawFile,
+    place: bool,
+) -> Negative {
+    if place {
+        f.place_sections();
+    }
+    Negative {
+        name,
+        about,
+        error,
+        bytes: f.to_bytes(),
+    }
+}
+
+fn bytes_neg(
+    name: &'static str,
+    error: ErrorKind,
+    about: &'static str,
+    bytes: Vec<u8>,
+) -> Negative {
+    Negative {
+        name,
+        about,
+        error,
+        bytes,
+    }
+}
+
+/// Offset in the header body where tensor entry `t` of `f` starts.
+fn tensor_entry_at(f: &RawFile, t: usize) -> usize {
+    let mut g = f.clone();
+    g.tensors.truncate(t);
+    g.truncate_body = None;
+    g.header_body().len()
+}
+
+pub fn negatives() -> Vec<Negative> {
+    use ErrorKind::*;
+    let mut v = Vec::new();
+    let good = base().to_bytes();
+
+    // --- preamble
+    v.push(bytes_neg("empty_file", Truncated, "zero bytes", vec![]));
+    let mut b = good.clone();
+    b[1] = b'X';
+    v.push(bytes_neg(
+        "bad_magic",
+        BadMagic,
+        "second magic byte changed",
+        b,
+    ));
+    v.push(bytes_neg(
+        "bad_magic_pickle",
+        BadMagic,
+        "a torch pickle's first bytes",
+        vec![
+            0x80, 0x02, 0x7D, 0x71, 0x00, 0x28, 0x58, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    ));
+    let mut b = good.clone();
+    b.remove(4);
+    v.push(bytes_neg(
+        "bad_magic_crlf_converted",
+        BadMagic,
+        "CR LF in the magic turned into LF by a text-mode transfer",
+        b,
+    ));
+    v.push(bytes_neg(
+        "truncated_preamble",
+        Truncated,
+        "the magic and 4 more bytes of the 16-byte preamble",
+        good[..12].to_vec(),
+    ));
+    let mut f = base();
+    f.major = 0;
+    v.push(neg(
+        "version_0",
+        UnsupportedVersion,
+        "major version 0",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.major = 2;
+    v.push(neg(
+        "version_future",
+        UnsupportedVersion,
+        "major version 2",
+        f,
+        false,
+    ));
+    let mut b = good.clone();
+    b[12..16].copy_from_slice(&(17u32 * 1024 * 1024).to_le_bytes());
+    v.push(bytes_neg(
+        "header_len_over_limit",
+        LimitExceeded,
+        "header_len of 17 MiB",
+        b,
+    ));
+    let mut b = good.clone();
+    b[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+    v.push(bytes_neg(
+        "header_len_past_eof",
+        Truncated,
+        "header_len runs past the end of the file",
+        b,
+    ));
+    let mut f = base();
+    f.header_crc_override = Some(0xDEAD_BEEF);
+    v.push(neg(
+        "header_crc",
+        HeaderCrc,
+        "header CRC does not match",
+        f,
+        false,
+    ));
+    let mut b = good.clone();
+    b[30] ^= 0x01;
+    v.push(bytes_neg(
+        "header_bit_flip",
+        HeaderCrc,
+        "one bit flipped inside the section table",
+        b,
+    ));
+
+    // --- counts and the section table
+    let mut f = base();
+    f.truncate_body = Some(7);
+    v.push(neg(
+        "truncated_counts",
+        Truncated,
+        "header body ends inside the counts",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.counts_override = Some(Counts {
+        sections: 5000,
+        tensors: 2,
+        metadata: 1,
+    });
+    v.push(neg(
+        "section_count_over_limit",
+        LimitExceeded,
+        "5000 sections",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.counts_override = Some(Counts {
+        sections: 3,
+        tensors: 100_000,
+        metadata: 1,
+    });
+    v.push(neg(
+        "tensor_count_over_limit",
+        LimitExceeded,
+        "100000 tensors",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.counts_override = Some(Counts {
+        sections: 3,
+        tensors: 2,
+        metadata: 5000,
+    });
+    v.push(neg(
+        "metadata_count_over_limit",
+        LimitExceeded,
+        "5000 metadata entries",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.counts_override = Some(Counts {
+        sections: 3,
+        tensors: 2,
+        metadata: 1,
+    });
+    f.truncate_body = Some(12 + 32 + 20);
+    v.push(neg(
+        "truncated_section_table",
+        Truncated,
+        "header body ends inside the second section entry",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.sections[1].entry.codec = 7;
+    v.push(neg(
+        "section_unknown_codec",
+        InvalidField,
+        "codec 7",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.sections[0].entry.reserved = [0, 1, 0];
+    v.push(neg(
+        "section_reserved_nonzero",
+        InvalidField,
+        "a reserved byte of a section entry is 1",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.sections[0].entry.decoded_len += 1;
+    v.push(neg(
+        "raw_length_mismatch",
+        SizeMismatch,
+        "a raw section declares one decoded byte more than it stores",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.place_sections();
+    f.sections[1].entry.offset -= 2;
+    v.push(neg(
+        "sections_overlap",
+        SectionLayout,
+        "section 1 starts 2 bytes inside section 0",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.place_sections();
+    f.sections[2].entry.offset += 1;
+    v.push(neg(
+        "sections_hole",
+        SectionLayout,
+        "one unclaimed byte between sections 1 and 2",
+        f,
+        false,
+    ));
+    let mut f = base();
+    f.trailing = vec![0, 0, 0, 0];
+    v.push(neg(
+        "trailing_bytes",
+        SectionLayout,
+        "4 bytes after the last section",
+        f,
+        true,
+    ));
+    let mut b = good.clone();
+    b.truncate(b.len() - 3);
+    v.push(bytes_neg(
+        "truncated_section_data",
+        Truncated,
+        "the file ends 3 bytes before the last section does",
+        b,
+    ));
+    let mut f = base();
+    f.place_sections();
+    f.sections[0].entry.offset = u64::MAX - 2;
+    v.push(neg(
+        "section_offset_overflow",
+        SectionLayout,
+        "a section offset near 2^64",
+        f,
+        false,
+    ));
+
+    // --- metadata
+    let mut f = base();
+    f.metadata[0].ty = 9;
+    v.push(neg(
+        "metadata_unknown_type",
+        InvalidField,
+        "metadata type 9",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.metadata[0].value = vec![200, 0, 0, 0, b'x'];
+    v.push(neg(
+        "metadata_value_truncated",
+        Truncated,
+        "a string value declares 200 bytes, 1 follows before the tensor table ends",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let m = f.metadata[0].clone();
+    f.metadata.push(m);
+    v.push(neg(
+        "metadata_duplicate_key",
+        DuplicateName,
+        "the same key twice",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let mut m = f.metadata[0].clone();
+    m.key = b"a.first".to_vec();
+    f.metadata.push(m);
+    v.push(neg(
+        "metadata_unsorted",
+        InvalidField,
+        "keys out of byte order",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.metadata[0].key = Vec::new();
+    v.push(neg(
+        "metadata_empty_key",
+        InvalidName,
+        "an empty key",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.metadata[0].ty = 4;
+    f.metadata[0].value = vec![2, 0, 0, 0, 0xC3, 0x28];
+    v.push(neg(
+        "metadata_string_not_utf8",
+        InvalidField,
+        "a string value that is not UTF-8",
+        f,
+        true,
+    ));
+
+    // --- tensor entries
+    let mut f = base();
+    f.tensors[1].name = Vec::new();
+    v.push(neg(
+        "tensor_name_empty",
+        InvalidName,
+        "an empty tensor name",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].name = b"bias\nx".to_vec();
+    v.push(neg(
+        "tensor_name_control",
+        InvalidName,
+        "a newline inside a tensor name",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].name = vec![b'b', 0xFF, 0xFE];
+    v.push(neg(
+        "tensor_name_not_utf8",
+        InvalidName,
+        "a tensor name that is not UTF-8",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].name = vec![b'n'; 1100];
+    v.push(neg(
+        "tensor_name_too_long",
+        InvalidName,
+        "a 1100-byte tensor name",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].name = b"w".to_vec();
+    v.push(neg(
+        "tensor_duplicate_name",
+        DuplicateName,
+        "two tensors named w",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].kind = 4;
+    v.push(neg(
+        "tensor_unknown_kind",
+        InvalidField,
+        "tensor kind 4",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].shape = vec![1; 9];
+    v.push(neg("tensor_rank_9", InvalidField, "rank 9", f, true));
+    let mut f = base();
+    f.tensors[0].shape = vec![0, 8];
+    v.push(neg(
+        "tensor_zero_dim",
+        InvalidField,
+        "a zero dimension",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].shape = vec![1 << 32, 1 << 32, 2];
+    v.push(neg(
+        "shape_product_overflow",
+        ShapeOverflow,
+        "dimensions whose product overflows 64 bits",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].shape = vec![1 << 63];
+    v.push(neg(
+        "shape_bytes_overflow",
+        ShapeOverflow,
+        "2^63 f16 elements: the byte size overflows 64 bits",
+        f,
+        true,
+    ));
+    let mut f = base();
+    quant(&mut f).bits = 9;
+    v.push(neg("bits_9", InvalidField, "9-bit codes", f, true));
+    let mut f = base();
+    quant(&mut f).bits = 1;
+    v.push(neg("bits_1", InvalidField, "1-bit codes", f, true));
+    let mut f = base();
+    quant(&mut f).group_size = 9;
+    v.push(neg(
+        "group_size_exceeds_columns",
+        InvalidField,
+        "group size 9 over 8 columns",
+        f,
+        true,
+    ));
+    let mut f = base();
+    quant(&mut f).layout = 2;
+    v.push(neg(
+        "unknown_layout",
+        InvalidField,
+        "code layout 2",
+        f,
+        true,
+    ));
+    let mut f = with_codec(Compression::Raw);
+    quant(&mut f).layout = 1;
+    v.push(neg(
+        "packed_8bit",
+        InvalidField,
+        "8-bit codes in the packed layout",
+        f,
+        true,
+    ));
+    let mut f = base();
+    quant(&mut f).scale_dtype = 2;
+    v.push(neg(
+        "scale_dtype_bf16",
+        InvalidField,
+        "scale dtype 2 (only fp16 in v1)",
+        f,
+        true,
+    ));
+    let mut f = base();
+    quant(&mut f).reserved = 1;
+    v.push(neg(
+        "quant_reserved_nonzero",
+        InvalidField,
+        "the reserved byte of a quantized entry is 1",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let at = tensor_entry_at(&f, 0) + 2 + 1 + 1 + 1 + 8;
+    f.truncate_body = Some(at);
+    v.push(neg(
+        "truncated_tensor_shape",
+        Truncated,
+        "header body ends inside a tensor's shape",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let at = tensor_entry_at(&f, 0) + 2 + 1 + 1 + 1 + 16 + 8 + 10;
+    f.truncate_body = Some(at);
+    v.push(neg(
+        "truncated_region",
+        Truncated,
+        "header body ends inside a codes region",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.truncate_body = Some(tensor_entry_at(&f, 1) + 1);
+    v.push(neg(
+        "truncated_tensor_name_len",
+        Truncated,
+        "header body ends inside a name length",
+        f,
+        true,
+    ));
+
+    // --- regions
+    let mut f = base();
+    f.tensors[1].regions[0].section = 3;
+    v.push(neg(
+        "region_bad_section",
+        RegionLayout,
+        "a region in section 3 of 3",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].regions[0].len = 8;
+    v.push(neg(
+        "region_length_lies",
+        RegionLayout,
+        "a region declares 8 bytes, the shape [3] of f16 needs 6",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].regions[0].offset = 2;
+    v.push(neg(
+        "region_outside_section",
+        RegionLayout,
+        "a region reaching past the end of its section",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].regions[0] = Region {
+        section: 0,
+        offset: 10,
+        len: 6,
+    };
+    set_raw_section(&mut f, 2, vec![]);
+    f.sections.truncate(2);
+    v.push(neg(
+        "regions_overlap",
+        RegionLayout,
+        "the f16 data region overlaps the int6 codes",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let mut bytes = f.sections[2].stored.clone();
+    bytes.extend_from_slice(&[0, 0]);
+    set_raw_section(&mut f, 2, bytes);
+    v.push(neg(
+        "region_hole",
+        RegionLayout,
+        "a section with 2 decoded bytes no region claims",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.tensors[1].regions[0] = Region {
+        section: 1,
+        offset: 8,
+        len: 6,
+    };
+    let mut bytes = f.sections[1].stored.clone();
+    bytes.extend_from_slice(&f.sections[2].stored);
+    set_raw_section(&mut f, 1, bytes);
+    set_raw_section(&mut f, 2, vec![1, 2]);
+    v.push(neg(
+        "section_without_region",
+        RegionLayout,
+        "a section that no tensor region lies in",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let extra = f.tensors[1].clone();
+    f.tensors.push(extra);
+    f.counts_override = Some(Counts {
+        sections: 3,
+        tensors: 2,
+        metadata: 1,
+    });
+    v.push(neg(
+        "header_trailing_bytes",
+        InvalidField,
+        "header body holds a third tensor entry the counts do not announce",
+        f,
+        true,
+    ));
+
+    // --- section contents
+    let mut f = base();
+    f.sections[2].entry.crc32 ^= 1;
+    v.push(neg(
+        "section_crc",
+        SectionCrc,
+        "the CRC of section 2 does not match",
+        f,
+        true,
+    ));
+    let mut f = base();
+    f.sections[0].stored[3] ^= 0x04;
+    v.push(neg(
+        "section_bit_flip",
+        SectionCrc,
+        "one bit flipped in a raw section's bytes",
+        f,
+        true,
+    ));
+    let mut f = with_codec(ZSTD);
+    let decoded: Vec<u8> = (0..64u8).map(|i| i % 7).collect();
+    let mut shorter = decoded.clone();
+    shorter.truncate(60);
+    f.sections[0].entry.crc32 = crc32fast::hash(&decoded);
+    set_stored(&mut f, 0, zstd_no_size(&shorter));
+    v.push(neg(
+        "zstd_decoded_size_lies",
+        SizeMismatch,
+        "a zstd stream of 60 bytes in a section declaring 64",
+        f,
+        true,
+    ));
+    let mut f = with_codec(ZSTD);
+    set_stored(&mut f, 0, zstd_no_size(&vec![0u8; 4 << 20]));
+    v.push(neg(
+        "zstd_bomb",
+        SizeMismatch,
+        "a 4 MiB zstd stream of zeros in a section declaring 64 bytes",
+        f,
+        true,
+    ));
+    let mut f = with_codec(BROTLI);
+    set_stored(
+        &mut f,
+        0,
+        encode_section(&vec![0u8; 4 << 20], BROTLI).expect("brotli"),
+    );
+    v.push(neg(
+        "brotli_bomb",
+        SizeMismatch,
+        "a 4 MiB brotli stream of zeros in a section declaring 64 bytes",
+        f,
+        true,
+    ));
+    let mut f = with_codec(ZSTD);
+    let mut stored = f.sections[0].stored.clone();
+    stored.extend_from_slice(&[0, 0, 0]);
+    set_stored(&mut f, 0, stored);
+    v.push(neg(
+        "zstd_trailing_bytes",
+        CodecError,
+        "3 bytes after the zstd frame inside its section",
+        f,
+        true,
+    ));
+    let mut f = with_codec(ZSTD);
+    let mut stored = f.sections[0].stored.clone();
+    stored.truncate(stored.len() - 2);
+    set_stored(&mut f, 0, stored);
+    v.push(neg(
+        "zstd_truncated_frame",
+        CodecError,
+        "a zstd frame missing its last 2 bytes",
+        f,
+        true,
+    ));
+    let mut f = with_codec(BROTLI);
+    let stored = vec![0xFF; 16];
+    set_stored(&mut f, 0, stored);
+    v.push(neg(
+        "brotli_corrupt",
+        CodecError,
+        "16 bytes of 0xFF are not a brotli stream",
+        f,
+        true,
+    ));
+    let mut f = with_codec(BROTLI);
+    let mut stored = f.sections[0].stored.clone();
+    stored.push(0);
+    set_stored(&mut f, 0, stored);
+    v.push(neg(
+        "brotli_trailing_bytes",
+        CodecError,
+        "a byte after the end of the brotli stream",
+        f,
+        true,
+    ));
+
+    // --- values
+    let mut f = base();
+    let mut codes = f.sections[0].stored.clone();
+    codes[5] = (-32i8) as u8;
+    set_raw_section(&mut f, 0, codes);
+    v.push(neg(
+        "code_out_of_range",
+        InvalidCode,
+        "an int6 code of -32 in the bytes layout",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let mut codes = f.sections[0].stored.clone();
+    codes[0] = 100;
+    set_raw_section(&mut f, 0, codes);
+    v.push(neg(
+        "code_far_out_of_range",
+        InvalidCode,
+        "an int6 code of 100",
+        f,
+        true,
+    ));
+    let mut f = base_packed();
+    let mut codes = f.sections[0].stored.clone();
+    codes[0] = (codes[0] & 0b1100_0000) | 0b0010_0000;
+    set_raw_section(&mut f, 0, codes);
+    v.push(neg(
+        "packed_most_negative",
+        InvalidCode,
+        "a packed 6-bit field of 100000 (-32)",
+        f,
+        true,
+    ));
+    let mut rng = Rng(0xBAD_0004);
+    let mut f = write_raw(
+        &[quantized(&mut rng, "w", &[1, 3], 6, 0)],
+        &BTreeMap::new(),
+        &opts(Compression::Raw),
+    )
+    .expect("valid");
+    let mut codes = f.sections[0].stored.clone();
+    let last = codes.len() - 1;
+    codes[last] |= 0x80;
+    set_raw_section(&mut f, 0, codes);
+    v.push(neg(
+        "packed_padding_nonzero",
+        InvalidCode,
+        "a set padding bit after the last packed code",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let mut scales = f.sections[1].stored.clone();
+    let n = scales.len() / 2;
+    scales[n] |= 0x80; // high byte plane of scale 0: sign bit
+    set_raw_section(&mut f, 1, scales);
+    v.push(neg(
+        "scale_negative",
+        InvalidValue,
+        "a negative scale",
+        f,
+        true,
+    ));
+    let mut f = base();
+    let mut scales = f.sections[1].stored.clone();
+    let n = scales.len() / 2;
+    scales[1] = 0x01;
+    scales[n + 1] = 0x7E; // 0x7E01: NaN
+    set_raw_section(&mut f, 1, scales);
+    v.push(neg("scale_nan", InvalidValue, "a NaN scale", f, true));
+    let mut f = base();
+    let mut data = f.sections[2].stored.clone();
+    data[0] = 0x00;
+    data[3] = 0x7C; // value 0 = 0x7C00: +inf
+    set_raw_section(&mut f, 2, data);
+    v.push(neg(
+        "passthrough_inf",
+        InvalidValue,
+        "an infinite f16 passthrough value",
+        f,
+        true,
+    ));
+    v
+}
+
+/// A zstd frame that does not record its content size, so only decoding
+/// reveals the real length.
+fn zstd_no_size(data: &[u8]) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(19).expect("zstd context");
+    c.include_contentsize(false).expect("zstd parameter");
+    c.compress(data).expect("zstd")
+}
+
+// ---------------------------------------------------------------- files
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn meta_json(v: &MetaValue) -> serde_json::Value {
+    use serde_json::json;
+    match v {
+        MetaValue::U64(x) => json!({"type": "u64", "value": x.to_string()}),
+        MetaValue::I64(x) => json!({"type": "i64", "value": x.to_string()}),
+        MetaValue::F64(x) => json!({"type": "f64", "value": x}),
+        MetaValue::Str(s) => json!({"type": "string", "value": s}),
+        MetaValue::Bytes(b) => json!({"type": "bytes", "value": hex(b)}),
+    }
+}
+
+/// The expected decoding of a positive vector: f32 bits per tensor.
+pub fn expected_json(p: &Positive) -> String {
+    use serde_json::json;
+    let mut tensors = serde_json::Map::new();
+    for t in &p.tensors {
+        let values: Vec<u8> = t
+            .dequantize()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let mut entry =
+            json!({"shape": t.shape, "kind": t.data.kind().name(), "f32_le_hex": hex(&values)});
+        if let TensorData::Quantized {
+            bits, group_size, ..
+        } = &t.data
+        {
+            entry["bits"] = json!(bits);
+            entry["group_size"] = json!(group_size);
+        }
+        tensors.insert(t.name.clone(), entry);
+    }
+    let metadata: serde_json::Map<String, serde_json::Value> = p
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), meta_json(v)))
+        .collect();
+    let doc = json!({"about": p.about, "tensors": tensors, "metadata": metadata});
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}
+
+/// Every file of spec/vectors/, as (path relative to spec/vectors, bytes).
+pub fn files() -> Vec<(String, Vec<u8>)> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    let positives = positives();
+    let negatives = negatives();
+    let mut readme = String::from(
+        "# Conformance vectors\n\nGenerated by `cargo run -p pgq-format --example gen_vectors` (deterministic);\n\
+         `cargo test -p pgq-format --test conformance` checks that these bytes equal the regenerated ones,\n\
+         that the reader decodes each positive vector to its expected values and rejects each\n\
+         negative vector with its expected error class. See spec/FORMAT.md.\n\n\
+         ## Positive: `positive/NAME.pgq`, expected values in `positive/NAME.json`\n\n\
+         Each `.json` gives, per tensor, its shape and the little-endian bytes of its decoded f32 values\n\
+         in hex (`f32_le_hex`); equality is bit-for-bit.\n\n| vector | bytes | covers |\n| --- | ---: | --- |\n",
+    );
+    for p in &positives {
+        out.push((format!("positive/{}.pgq", p.name), p.bytes.clone()));
+        out.push((
+            format!("positive/{}.json", p.name),
+            expected_json(p).into_bytes(),
+        ));
+        readme += &format!("| `{}` | {} | {} |\n", p.name, p.bytes.len(), p.about);
+    }
+    readme +=
+        "\n## Negative: `negative/NAME.pgq`, expected error class in `negative/expected.json`\n\n\
+               | vector | error class | what is wrong |\n| --- | --- | --- |\n";
+    let mut expected = serde_json::Map::new();
+    for n in &negatives {
+        out.push((format!("negative/{}.pgq", n.name), n.bytes.clone()));
+        expected.insert(
+            n.name.to_string(),
+            json!({"error": n.error.as_str(), "about": n.about}),
+        );
+        readme += &format!("| `{}` | `{}` | {} |\n", n.name, n.error.as_str(), n.about);
+    }
+    out.push((
+        "negative/expected.json".into(),
+        (serde_json::to_string_pretty(&serde_json::Value::Object(expected)).expect("json") + "\n")
+            .into_bytes(),
+    ));
+    out.push(("README.md".into(), readme.into_bytes()));
+    out
+}
