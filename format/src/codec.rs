@@ -142,17 +142,36 @@ fn decode_zstd(
             ));
         }
     }
-    // `capacity` bounds the output: a stream that would decode to more fails
-    // here instead of allocating (decompression bombs).
-    zstd::bulk::decompress(stored, want).map_err(|e| {
-        FormatError::new(
-            ErrorKind::SizeMismatch,
-            field(),
-            section.offset,
-            format!("zstd stream does not decode to the declared {want} bytes: {e}"),
-        )
-    })
+    // The output buffer's capacity bounds what is produced: a stream that
+    // would decode to more fails instead of allocating (decompression bombs).
+    let mut out = Vec::with_capacity(want);
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    match dctx.decompress(&mut out, stored) {
+        Ok(_) => Ok(out),
+        Err(code) => {
+            let name = zstd::zstd_safe::get_error_name(code);
+            if code == TOO_SMALL {
+                Err(FormatError::new(
+                    ErrorKind::SizeMismatch,
+                    field(),
+                    section.offset,
+                    format!("zstd stream decodes to more than the declared {want} bytes"),
+                ))
+            } else {
+                Err(codec_error(
+                    section,
+                    field,
+                    format!("corrupt zstd stream: {name}"),
+                ))
+            }
+        }
+    }
 }
+
+/// zstd's `dstSize_tooSmall` error code, as `ZSTD_decompressDCtx` returns it
+/// (`(size_t)-ZSTD_error_dstSize_tooSmall`).
+const TOO_SMALL: usize = 0usize
+    .wrapping_sub(zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall as usize);
 
 fn decode_brotli(
     stored: &[u8],

@@ -229,9 +229,10 @@ fn parse_sections(
 }
 
 fn parse_metadata(c: &mut Cursor, count: u32) -> Result<Vec<(String, MetaValue)>> {
-    // The smallest entry is 2 (key_len) + 1 (key) + 1 (type) + 8 bytes.
+    // The smallest entry is 2 (key_len) + 1 (key) + 1 (type) + 4 (an empty
+    // string's length) bytes.
     let mut out: Vec<(String, MetaValue)> =
-        Vec::with_capacity((count as usize).min(c.remaining() / 12));
+        Vec::with_capacity((count as usize).min(c.remaining() / 8));
     for i in 0..count {
         let f = |name: &str| format!("metadata[{i}].{name}");
         let key_at = c.offset();
@@ -638,7 +639,8 @@ pub fn parse_header(bytes: &[u8], opts: &ReadOptions) -> Result<Header> {
         .iter()
         .map(|s| s.decoded_len)
         .fold(0u64, |a, b| a.saturating_add(b));
-    if total > opts.max_decoded_bytes {
+    let limit = opts.max_decoded_bytes.min(MAX_DECODED_TOTAL);
+    if total > limit {
         return Err(err(
             ErrorKind::LimitExceeded,
             "sections",

@@ -393,7 +393,6 @@ pub fn write_raw(
 /// compressed on its own, so the bytes do not depend on the thread count.
 fn compress_all(decoded: &[Vec<u8>], compression: Compression) -> Result<Vec<Vec<u8>>, WriteError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(decoded.len());
@@ -403,27 +402,28 @@ fn compress_all(decoded: &[Vec<u8>], compression: Compression) -> Result<Vec<Vec
     let mut order: Vec<usize> = (0..decoded.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(decoded[i].len()));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Vec<u8>, WriteError>>>> =
-        Mutex::new(vec![None; decoded.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let r = encode(&decoded[i], compression);
-                if let Ok(mut slots) = results.lock() {
-                    slots[i] = Some(r);
-                }
-            });
+    let worker = || {
+        let mut done = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((i, encode(&decoded[i], compression)));
         }
-    });
-    results
-        .into_inner()
-        .map_err(|_| WriteError::Codec("a compression thread panicked".into()))?
+        done
+    };
+    let mut slots: Vec<Option<Vec<u8>>> = vec![None; decoded.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+        for handle in handles {
+            let done = handle
+                .join()
+                .map_err(|_| WriteError::Codec("a compression thread panicked".into()))?;
+            for (i, result) in done {
+                slots[i] = Some(result?);
+            }
+        }
+        Ok::<(), WriteError>(())
+    })?;
+    slots
         .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| Err(WriteError::Codec("a compression thread panicked".into())))
-        })
+        .map(|s| s.ok_or_else(|| WriteError::Codec("a section was not compressed".into())))
         .collect()
 }

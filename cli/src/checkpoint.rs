@@ -1,0 +1,80 @@
+//! safetensors checkpoints in and out.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::exit::{CliError, CliResult, Malformed};
+use crate::files::read_limited;
+
+/// A tensor of a checkpoint, widened to f32.
+pub struct SourceTensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub values: Vec<f32>,
+}
+
+/// Largest checkpoint read (the field's models are ~150 MB in f32).
+pub const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
+
+/// Loads every tensor of a safetensors file as f32, in file order (by data
+/// offset, which is the order the trainer saved them in).
+pub fn load(path: &Path) -> CliResult<Vec<SourceTensor>> {
+    let bytes = read_limited(path, MAX_CHECKPOINT_BYTES)?;
+    let st = SafeTensors::deserialize(&bytes).malformed(format!(
+        "{} is not a valid safetensors file",
+        path.display()
+    ))?;
+    let mut views: Vec<_> = st.tensors();
+    views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+    let mut out = Vec::with_capacity(views.len());
+    for (name, view) in views {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(CliError::malformed(anyhow::anyhow!(
+                    "{}: tensor {name:?} has dtype {other:?}; pgq reads f32, f16 and bf16 weights (drop buffers such as position ids before exporting)",
+                    path.display()
+                )))
+            }
+        };
+        out.push(SourceTensor {
+            name,
+            shape: view.shape().iter().map(|&d| d as u64).collect(),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// Serialises f32 tensors as safetensors (loadable with
+/// `safetensors.torch.load_file`).
+pub fn f32_safetensors(
+    tensors: &[(String, Vec<u64>, Vec<f32>)],
+    metadata: HashMap<String, String>,
+) -> CliResult<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.clone(),
+                s.iter().map(|&d| d as usize).collect(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::malformed(anyhow::anyhow!("cannot build safetensors: {e}")))?;
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| CliError::malformed(anyhow::anyhow!("cannot serialise safetensors: {e}")))
+}

@@ -1,0 +1,150 @@
+//! Options and steps shared by `quantize` and `demo`.
+
+use std::collections::BTreeMap;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use pgq_format::{Compression, MetaValue, WriteOptions};
+use pgq_quantizer::{ClipMode, DefaultPolicy, Planner};
+
+use crate::exit::{CliError, CliResult};
+
+/// The parameter-golf cap: code bytes + compressed model bytes.
+pub const CAP_BYTES: u64 = 16_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    /// brotli (default quality 11): the smallest files; ~1 MB/s to compress.
+    Brotli,
+    /// zstd (default level 19): within ~1% of brotli here, faster.
+    Zstd,
+    /// No compression; codes below 8 bits are bit-packed (int6: 4 in 3 bytes).
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClipArg {
+    /// clip = k x std(row or group), unbiased std.
+    Sdclip,
+    /// clip = max |w| of the row or group.
+    Absmax,
+}
+
+/// How tensors are quantized (the field's default policy, made explicit).
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Code bit width of matrices (2..=8).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub bits: u8,
+    /// SDClip factor of matrices: scale = k * std / (2^(bits-1) - 1).
+    #[arg(long, default_value_t = 12.85)]
+    pub k: f32,
+    /// Code bit width of embeddings (tensors whose name contains --embed-match).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub embed_bits: u8,
+    /// SDClip factor of embeddings.
+    #[arg(long, default_value_t = 20.0)]
+    pub embed_k: f32,
+    /// Substring (case-insensitive) that marks an embedding tensor name.
+    #[arg(long, default_value = "emb")]
+    pub embed_match: String,
+    /// Columns per scale group; 0 = one fp16 scale per row.
+    #[arg(long, default_value_t = 0)]
+    pub group_size: u32,
+    /// How the clip value of a row or group is chosen.
+    #[arg(long, value_enum, default_value_t = ClipArg::Sdclip)]
+    pub clip: ClipArg,
+    /// Tensors of at most this many elements, and all rank-0/1 tensors, are
+    /// kept as fp16 passthrough.
+    #[arg(long, default_value_t = 65_536)]
+    pub keep_max: u64,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> CliResult<DefaultPolicy> {
+        for (name, k) in [("--k", self.k), ("--embed-k", self.embed_k)] {
+            if !(k.is_finite() && k > 0.0) {
+                return Err(CliError::usage(format!(
+                    "{name} must be a positive number, got {k}"
+                )));
+            }
+        }
+        Ok(DefaultPolicy {
+            keep_max_elements: self.keep_max,
+            matrix_bits: self.bits,
+            matrix_k: self.k,
+            embed_bits: self.embed_bits,
+            embed_k: self.embed_k,
+            embed_marker: self.embed_match.clone(),
+            group_size: self.group_size,
+            clip_mode: match self.clip {
+                ClipArg::Sdclip => ClipMode::SdClip,
+                ClipArg::Absmax => ClipMode::Absmax,
+            },
+        })
+    }
+}
+
+/// How the artifact is compressed.
+#[derive(Args, Debug, Clone)]
+pub struct CodecArgs {
+    /// Section codec.
+    #[arg(long, value_enum, default_value_t = CodecArg::Brotli)]
+    pub codec: CodecArg,
+    /// Codec level: brotli 0..=11 (default 11), zstd 1..=22 (default 19).
+    #[arg(long)]
+    pub level: Option<u32>,
+}
+
+impl CodecArgs {
+    pub fn compression(&self) -> CliResult<Compression> {
+        match (self.codec, self.level) {
+            (CodecArg::Raw, None) => Ok(Compression::Raw),
+            (CodecArg::Raw, Some(_)) => {
+                Err(CliError::usage("--level has no meaning with --codec raw"))
+            }
+            (CodecArg::Brotli, level) => match level.unwrap_or(11) {
+                q @ 0..=11 => Ok(Compression::Brotli {
+                    quality: q,
+                    lgwin: 24,
+                }),
+                q => Err(CliError::usage(format!(
+                    "brotli quality is 0..=11, got {q}"
+                ))),
+            },
+            (CodecArg::Zstd, level) => match level.unwrap_or(19) {
+                l @ 1..=22 => Ok(Compression::Zstd(l as i32)),
+                l => Err(CliError::usage(format!("zstd level is 1..=22, got {l}"))),
+            },
+        }
+    }
+}
+
+pub fn write_options(compression: Compression) -> WriteOptions {
+    WriteOptions {
+        compression,
+        ..WriteOptions::default()
+    }
+}
+
+/// Provenance kept in the artifact: small, since every byte counts.
+pub fn provenance(planner: &dyn Planner, compression: Compression) -> BTreeMap<String, MetaValue> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "pgq.producer".into(),
+        MetaValue::Str(format!("pgq {}", env!("CARGO_PKG_VERSION"))),
+    );
+    m.insert("pgq.policy".into(), MetaValue::Str(planner.describe()));
+    m.insert("pgq.codec".into(), MetaValue::Str(compression.describe()));
+    m
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what.to_string());
+    bar
+}

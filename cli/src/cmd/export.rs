@@ -1,0 +1,58 @@
+//! `pgq export`: the dequantized weights as f32 safetensors.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use pgq_format::{read, MetaValue, ReadOptions};
+
+use crate::checkpoint::f32_safetensors;
+use crate::exit::{CliResult, Malformed, OK};
+use crate::files::{read_limited, write_atomic};
+
+/// Write the dequantized f32 weights of an artifact as safetensors.
+///
+/// Each quantized value is `f32(code) * f32(scale)` (one IEEE f32
+/// multiply), exactly what every conforming decoder produces; passthrough
+/// tensors are widened exactly. The output loads with
+/// `safetensors.torch.load_file(path)` and `model.load_state_dict(...)`.
+/// String metadata of the artifact is copied into the safetensors header.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The .pgq artifact.
+    pub file: PathBuf,
+    /// Output safetensors path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+pub fn run(args: &ExportArgs) -> CliResult<u8> {
+    let options = ReadOptions::default();
+    let bytes = read_limited(&args.file, options.max_file_bytes)?;
+    let archive = read(&bytes, &options)
+        .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
+    let tensors: Vec<(String, Vec<u64>, Vec<f32>)> = archive
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone(), t.dequantize()))
+        .collect();
+    let mut metadata: HashMap<String, String> = archive
+        .header
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| match v {
+            MetaValue::Str(s) => Some((k.clone(), s.clone())),
+            _ => None,
+        })
+        .collect();
+    metadata.insert("format".into(), "pt".into());
+    let out = f32_safetensors(&tensors, metadata)?;
+    write_atomic(&args.output, &out)?;
+    eprintln!(
+        "wrote {} tensors ({} bytes) to {}",
+        tensors.len(),
+        out.len(),
+        args.output.display()
+    );
+    Ok(OK)
+}

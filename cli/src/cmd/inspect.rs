@@ -1,0 +1,163 @@
+//! `pgq inspect`: where the bytes of an artifact go.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use pgq_format::{read, summarize, MetaValue, ReadOptions, Summary};
+use serde::Serialize;
+
+use crate::exit::{CliResult, Malformed, OK};
+use crate::files::read_limited;
+use crate::render::{shape, table, thousands};
+
+/// Show each tensor's shape, kind, bits, group size, parameters and the
+/// bytes attributed to it, each section's codec and sizes, and totals.
+///
+/// The whole file is validated (structure, every CRC, every value) first:
+/// a malformed file exits with code 2 and names the field and byte offset.
+///
+/// Bytes of a shared compressed section are attributed to its tensors in
+/// proportion to their decoded bytes (spec/FORMAT.md, "Byte attribution");
+/// per-tensor bytes plus the header overhead add up to the file size.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The .pgq artifact.
+    pub file: PathBuf,
+    /// Print JSON (top-level `file_bytes`, `tensors`, `sections`,
+    /// `metadata`) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct InspectJson<'a> {
+    file: String,
+    #[serde(flatten)]
+    summary: &'a Summary,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn metadata_json(
+    metadata: &[(String, MetaValue)],
+) -> serde_json::Map<String, serde_json::Value> {
+    metadata
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                MetaValue::U64(x) => serde_json::json!(x),
+                MetaValue::I64(x) => serde_json::json!(x),
+                MetaValue::F64(x) => serde_json::json!(x),
+                MetaValue::Str(s) => serde_json::json!(s),
+                MetaValue::Bytes(b) => {
+                    serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                }
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+pub fn run(args: &InspectArgs) -> CliResult<u8> {
+    let options = ReadOptions::default();
+    let bytes = read_limited(&args.file, options.max_file_bytes)?;
+    let archive = read(&bytes, &options)
+        .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
+    let summary = summarize(&archive.header);
+    let metadata = metadata_json(&archive.header.metadata);
+    if args.json {
+        let doc = InspectJson {
+            file: args.file.display().to_string(),
+            summary: &summary,
+            metadata,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).malformed("cannot render JSON")?
+        );
+        return Ok(OK);
+    }
+    print!(
+        "{}",
+        render_text(&args.file.display().to_string(), &summary, &metadata)
+    );
+    Ok(OK)
+}
+
+fn render_text(
+    file: &str,
+    s: &Summary,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut rows = vec![vec![
+        "tensor".to_string(),
+        "shape".into(),
+        "kind".into(),
+        ">bits".into(),
+        ">group".into(),
+        ">params".into(),
+        ">bytes".into(),
+        ">bits/w".into(),
+    ]];
+    for t in &s.tensors {
+        rows.push(vec![
+            t.name.clone(),
+            shape(&t.shape),
+            t.kind.name().into(),
+            t.bits.map_or("-".into(), |b| b.to_string()),
+            t.group_size.map_or("-".into(), |g| {
+                if g == 0 {
+                    "row".into()
+                } else {
+                    g.to_string()
+                }
+            }),
+            thousands(t.params),
+            thousands(t.bytes),
+            format!("{:.3}", t.bits_per_weight),
+        ]);
+    }
+    let mut out = format!(
+        "{file}: pgq v{}.{}, {} tensors, {} sections\n\n",
+        s.major,
+        s.minor,
+        s.tensors.len(),
+        s.sections.len()
+    );
+    out += &table(&rows);
+    let mut srows = vec![vec![
+        "section".to_string(),
+        "codec".into(),
+        ">stored".into(),
+        ">decoded".into(),
+        ">ratio".into(),
+        ">regions".into(),
+    ]];
+    for sec in &s.sections {
+        srows.push(vec![
+            sec.index.to_string(),
+            sec.codec.into(),
+            thousands(sec.stored_bytes),
+            thousands(sec.decoded_bytes),
+            format!("{:.3}", sec.ratio),
+            sec.regions.to_string(),
+        ]);
+    }
+    out += "\n";
+    out += &table(&srows);
+    if !metadata.is_empty() {
+        out += "\nmetadata:\n";
+        for (k, v) in metadata {
+            out += &format!("  {k} = {v}\n");
+        }
+    }
+    out += &format!(
+        "\ntotal: {} bytes = {} in tensors + {} header overhead (metadata {}); {} parameters, {:.3} bits per weight\n",
+        thousands(s.file_bytes),
+        thousands(s.file_bytes - s.overhead_bytes),
+        thousands(s.overhead_bytes),
+        thousands(s.metadata_bytes),
+        thousands(s.params),
+        s.bits_per_weight
+    );
+    out
+}

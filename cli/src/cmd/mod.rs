@@ -1,0 +1,5 @@
+mod common;
+pub mod demo;
+pub mod export;
+pub mod inspect;
+pub mod quantize;

@@ -1,0 +1,50 @@
+//! Reading inputs with a size check first, and writing outputs atomically.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::exit::{CliError, CliResult, Malformed};
+
+/// Reads a whole file after checking its size against `max_bytes`, so a
+/// huge or endless input (a FIFO, /dev/zero) is refused, not slurped.
+pub fn read_limited(path: &Path, max_bytes: u64) -> CliResult<Vec<u8>> {
+    let meta = std::fs::metadata(path).malformed(format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(CliError::malformed(anyhow::anyhow!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max_bytes {
+        return Err(CliError::malformed(anyhow::anyhow!(
+            "{} is {} bytes, over the limit of {max_bytes}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read(path).malformed(format!("cannot read {}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so a reader never sees a half-written artifact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.malformed(format!("cannot write {}", path.display()))
+}

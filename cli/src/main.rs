@@ -1,0 +1,78 @@
+//! `pgq`: one binary over the pgq toolkit.
+
+mod checkpoint;
+mod cmd;
+mod exit;
+mod files;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use exit::{CliError, USAGE};
+
+const ABOUT: &str = "Quantize, inspect, export and check parameter-golf model artifacts.";
+
+const LONG_ABOUT: &str = "\
+Quantize, inspect, export and check parameter-golf model artifacts.
+
+A parameter-golf submission is scored on a model whose artifact (code bytes +
+compressed weights) must fit in 16,000,000 bytes. pgq stores weights in .pgq,
+a specified container (spec/FORMAT.md) for int2..int8 codes with fp16 scales
+per row or per group, compressed per stream with brotli or zstd, validated by
+CRCs, decodable bit-identically by a 4 KB Python decoder
+(spec/reference/pgq_decode.py).
+
+Typical session:
+  pgq demo --out demo-out                        # build, quantize, verify a 36M model
+  pgq quantize model.safetensors -o model.pgq    # int6 SDClip k=12.85, int8 embedding
+  pgq inspect model.pgq                          # where every byte goes
+  pgq export model.pgq -o dequant.safetensors    # weights back for evaluation
+
+Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
+3 usage error.";
+
+#[derive(Parser, Debug)]
+#[command(name = "pgq", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Quantize a safetensors checkpoint into a .pgq artifact (RTN, SDClip or absmax).
+    Quantize(cmd::quantize::QuantizeArgs),
+    /// Show where the bytes of a .pgq artifact go, per tensor and per section.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Write the dequantized f32 weights of a .pgq artifact as safetensors.
+    Export(cmd::export::ExportArgs),
+    /// Build a parameter-golf-shaped model, quantize it, verify it, report.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Export(args) => cmd::export::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError { code, error }) => {
+            eprintln!("pgq: error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Typed errors of the quantizer.
+//!
+//! Matrix-level kernels ([`crate::rtn`]) know rows and columns but not the
+//! tensor's name; [`QuantizeError`] adds the name when a whole checkpoint is
+//! quantized, so every message a user sees says which tensor and which
+//! element.
+
+/// A quantization setting that no kernel accepts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("bit width {0} is outside 2..=8")]
+    Bits(u8),
+    #[error("SDClip k = {0} must be finite and greater than 0")]
+    ClipK(f32),
+}
+
+/// Why a matrix could not be quantized.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RtnError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{values} values do not form a {rows}x{cols} matrix")]
+    Shape {
+        values: usize,
+        rows: usize,
+        cols: usize,
+    },
+    /// Positions are in the matrix view: the last dimension is the column.
+    #[error("element [{row}, {col}] is {value}: NaN and infinities cannot be quantized")]
+    NonFinite { row: usize, col: usize, value: f32 },
+    /// The weights are so large that the scale does not fit fp16. Clamping
+    /// to f16::MAX instead would silently clip the whole group, so refuse.
+    #[error("row {row}, group {group}: scale {scale:e} exceeds the fp16 maximum 65504")]
+    ScaleOverflow {
+        row: usize,
+        group: usize,
+        scale: f32,
+    },
+}
+
+/// Why a checkpoint could not be quantized.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("tensor `{tensor}`: {error}")]
+    Rtn { tensor: String, error: RtnError },
+    #[error(
+        "tensor `{tensor}`: shape {shape:?} holds {} elements but {actual} values were given",
+        match .expected { Some(n) => n.to_string(), None => "more than 2^64".into() }
+    )]
+    ShapeMismatch {
+        tensor: String,
+        shape: Vec<u64>,
+        /// `None` when the element count overflows 64 bits.
+        expected: Option<u64>,
+        actual: usize,
+    },
+    #[error(
+        "tensor `{tensor}`: element {index} is {value}, which fp16 passthrough cannot hold \
+         (NaN, infinite or beyond ±65504)"
+    )]
+    PassthroughValue {
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+}
+
+/// Why a demo model could not be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo model would hold more than {limit} parameters")]
+    TooLarge { limit: u64 },
+    #[error("tail degrees of freedom {0} give infinite variance: use 0 (Gaussian) or at least 3")]
+    TailDof(u32),
+}

@@ -1,0 +1,56 @@
+//! Quantization for pgq artifacts.
+//!
+//! - [`scale`]: clip values (SDClip, absmax), fp16 scales with the `1e-7`
+//!   floor, half-to-even code rounding: shared by every method.
+//! - [`rtn`]: round-to-nearest quantization of a matrix, per row or
+//!   groupwise. GPTQ will sit beside it as `gptq.rs`, reusing [`scale`].
+//! - [`policy`]: the [`Planner`] trait and the field's [`DefaultPolicy`]
+//!   (fp16 for small tensors, int8 k 20 embeddings, int6 k 12.85 matrices).
+//! - [`model`]: a whole checkpoint in parallel, with a fidelity report per
+//!   tensor measured on what decoders will reconstruct.
+//! - [`fidelity`]: relative RMSE, max abs error, SNR.
+//! - [`demo`]: a deterministic parameter-golf-shaped model (35.9M
+//!   parameters by default) for benchmarks.
+//! - [`statusquo`]: the size of today's torch.save + BSHF + brotli encoding
+//!   of the same codes, for side-by-side comparisons.
+//! - [`entropy`]: order-0 entropy of the codes.
+//!
+//! ```
+//! use pgq_quantizer::{quantize_model, DefaultPolicy, DemoConfig};
+//! let sources = DemoConfig::tiny().generate(0).unwrap();
+//! let model = quantize_model(&sources, &DefaultPolicy::default(), 0, None).unwrap();
+//! assert_eq!(model.tensors.len(), sources.len());
+//! let report = &model.reports[1];
+//! assert_eq!(report.name, "tok_emb.weight");
+//! assert_eq!(report.method, "rtn-sdclip k=20 int8");
+//! let fc = model.reports.iter().find(|r| r.name == "blocks.0.mlp.fc.weight").unwrap();
+//! assert_eq!(fc.method, "rtn-sdclip k=12.85 int6");
+//!
+//! let entropy = pgq_quantizer::code_entropy(&model.tensors);
+//! assert!(entropy.by_bits[&6].bits_per_code > 3.0);
+//! ```
+
+pub mod demo;
+pub mod entropy;
+pub mod error;
+pub mod fidelity;
+pub mod model;
+mod parallel;
+pub mod policy;
+mod rng;
+pub mod rtn;
+pub mod scale;
+pub mod statusquo;
+
+pub use demo::DemoConfig;
+pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
+pub use error::{ConfigError, DemoError, QuantizeError, RtnError};
+pub use fidelity::{compare, Fidelity};
+pub use model::{
+    quantize_model, quantize_tensor, Progress, QuantizedModel, SourceTensor, TensorReport,
+};
+pub use parallel::worker_count;
+pub use policy::{ClipMode, DefaultPolicy, Planner, TensorPlan};
+pub use rtn::{quantize_rtn, QuantizedMatrix, RtnConfig};
+pub use scale::{Clip, SCALE_FLOOR};
+pub use statusquo::{byte_shuffle, status_quo_bytes, status_quo_stream};

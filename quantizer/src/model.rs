@@ -1,0 +1,405 @@
+//! Quantizing a whole checkpoint: plan each tensor, quantize the tensors in
+//! parallel, and measure each against its source values.
+
+use half::f16;
+use pgq_format::types::rows_cols;
+use pgq_format::{dequantize_codes, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::error::QuantizeError;
+use crate::fidelity::{compare, finite_or_null};
+use crate::parallel::map_largest_first;
+use crate::policy::{Planner, TensorPlan};
+use crate::rtn::{quantize_rtn, RtnConfig};
+
+/// A source tensor as f32 values (callers widen f16/bf16 checkpoints).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    /// Row-major, `shape.iter().product()` values.
+    pub values: Vec<f32>,
+}
+
+impl From<(String, Vec<u64>, Vec<f32>)> for SourceTensor {
+    fn from((name, shape, values): (String, Vec<u64>, Vec<f32>)) -> Self {
+        SourceTensor {
+            name,
+            shape,
+            values,
+        }
+    }
+}
+
+/// What happened to one tensor, measured on what decoders will produce.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub shape: Vec<u64>,
+    /// e.g. `rtn-sdclip k=12.85 int6` or `keep-f16`.
+    pub method: String,
+    pub params: u64,
+    /// `||W - Q|| / ||W||`; null in JSON when infinite.
+    #[serde(serialize_with = "finite_or_null")]
+    pub rel_rmse: f64,
+    pub max_abs_err: f64,
+    /// `10 log10(||W||^2 / ||W - Q||^2)`; null in JSON when exact (infinite).
+    #[serde(serialize_with = "finite_or_null")]
+    pub snr_db: f64,
+}
+
+/// The tensors ready for `pgq_format::write`, in input order, with one report
+/// per tensor in the same order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedModel {
+    pub tensors: Vec<Tensor>,
+    pub reports: Vec<TensorReport>,
+}
+
+/// Progress hook: `(done, total, name)` after each tensor, called from the
+/// worker threads.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize, &str) + Sync);
+
+/// The method label of kept tensors.
+pub const KEEP_METHOD: &str = "keep-f16";
+
+/// Quantizes every tensor of `sources` as `planner` decides, on `threads`
+/// workers (0 = one per core). Output order is input order whatever the
+/// thread count; the first failing tensor in input order is reported.
+pub fn quantize_model(
+    sources: &[SourceTensor],
+    planner: &dyn Planner,
+    threads: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<QuantizedModel, QuantizeError> {
+    let jobs: Vec<(&SourceTensor, TensorPlan)> = sources
+        .iter()
+        .map(|source| (source, planner.plan(&source.name, &source.shape)))
+        .collect();
+    let total = jobs.len();
+    let results = map_largest_first(
+        &jobs,
+        threads,
+        |(source, _)| source.values.len() as u64,
+        |&(source, plan)| quantize_tensor(source, plan),
+        |done, index| {
+            if let (Some(report), Some((source, _))) = (progress, jobs.get(index)) {
+                report(done, total, &source.name);
+            }
+        },
+    );
+
+    let mut model = QuantizedModel {
+        tensors: Vec::with_capacity(total),
+        reports: Vec::with_capacity(total),
+    };
+    for result in results {
+        let (tensor, report) = result?;
+        model.tensors.push(tensor);
+        model.reports.push(report);
+    }
+    Ok(model)
+}
+
+/// Quantizes or keeps one tensor and measures the result.
+pub fn quantize_tensor(
+    source: &SourceTensor,
+    plan: TensorPlan,
+) -> Result<(Tensor, TensorReport), QuantizeError> {
+    check_element_count(source)?;
+    let (data, method) = match plan {
+        TensorPlan::Keep => (keep_f16(source)?, KEEP_METHOD.to_string()),
+        TensorPlan::Quantize(config) => (quantize_matrix(source, &config)?, config.describe()),
+    };
+    let tensor = Tensor {
+        name: source.name.clone(),
+        shape: source.shape.clone(),
+        data,
+    };
+    let fidelity = compare(&source.values, &reconstruct(&tensor));
+    let report = TensorReport {
+        name: source.name.clone(),
+        shape: source.shape.clone(),
+        method,
+        params: source.values.len() as u64,
+        rel_rmse: fidelity.rel_rmse,
+        max_abs_err: fidelity.max_abs_err,
+        snr_db: fidelity.snr_db,
+    };
+    Ok((tensor, report))
+}
+
+fn check_element_count(source: &SourceTensor) -> Result<(), QuantizeError> {
+    let expected = source.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    if expected == Some(source.values.len() as u64) {
+        Ok(())
+    } else {
+        Err(QuantizeError::ShapeMismatch {
+            tensor: source.name.clone(),
+            shape: source.shape.clone(),
+            expected,
+            actual: source.values.len(),
+        })
+    }
+}
+
+/// fp16 passthrough; values fp16 cannot hold are refused, since the writer
+/// and every decoder reject infinities.
+fn keep_f16(source: &SourceTensor) -> Result<TensorData, QuantizeError> {
+    let mut halves = Vec::with_capacity(source.values.len());
+    for (index, &value) in source.values.iter().enumerate() {
+        let half = f16::from_f32(value);
+        if !half.is_finite() {
+            return Err(QuantizeError::PassthroughValue {
+                tensor: source.name.clone(),
+                index,
+                value,
+            });
+        }
+        halves.push(half);
+    }
+    Ok(TensorData::F16(halves))
+}
+
+fn quantize_matrix(source: &SourceTensor, config: &RtnConfig) -> Result<TensorData, QuantizeError> {
+    // The element count matches, so rows and cols fit usize unless a zero
+    // dimension hides a huge one.
+    let (rows, cols) = rows_cols(&source.shape);
+    let shape_error = || QuantizeError::ShapeMismatch {
+        tensor: source.name.clone(),
+        shape: source.shape.clone(),
+        expected: rows.checked_mul(cols),
+        actual: source.values.len(),
+    };
+    let rows = usize::try_from(rows).map_err(|_| shape_error())?;
+    let cols = usize::try_from(cols).map_err(|_| shape_error())?;
+    let matrix =
+        quantize_rtn(&source.values, rows, cols, config).map_err(|error| QuantizeError::Rtn {
+            tensor: source.name.clone(),
+            error,
+        })?;
+    Ok(TensorData::Quantized {
+        bits: config.bits,
+        group_size: config.group_size,
+        codes: matrix.codes,
+        scales: matrix.scales,
+    })
+}
+
+/// What a decoder yields for `tensor` (guarding the empty case, where the
+/// row chunking of `dequantize_codes` has nothing to do).
+fn reconstruct(tensor: &Tensor) -> Vec<f32> {
+    match &tensor.data {
+        TensorData::Quantized {
+            group_size,
+            codes,
+            scales,
+            ..
+        } => {
+            let (_, cols) = rows_cols(&tensor.shape);
+            match usize::try_from(cols) {
+                Ok(cols) if cols > 0 && !codes.is_empty() => {
+                    dequantize_codes(codes, scales, cols, *group_size)
+                }
+                _ => Vec::new(),
+            }
+        }
+        _ => tensor.dequantize(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DefaultPolicy;
+    use crate::scale::Clip;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    fn source(name: &str, shape: &[u64], f: impl Fn(usize) -> f32) -> SourceTensor {
+        let n = shape.iter().product::<u64>() as usize;
+        SourceTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            values: (0..n).map(f).collect(),
+        }
+    }
+
+    fn wave(i: usize) -> f32 {
+        ((i as f32) * 0.7123).sin() * 0.02
+    }
+
+    fn small_model() -> Vec<SourceTensor> {
+        vec![
+            source("tok_emb.weight", &[512, 160], wave),
+            source("blocks.0.attn_scale", &[64], |_| 1.0),
+            source("blocks.0.mlp.fc.weight", &[300, 256], wave),
+            source("blocks.0.mlp.proj.weight", &[256, 300], |i| wave(i + 3)),
+        ]
+    }
+
+    #[test]
+    fn default_policy_on_a_small_model() {
+        let model = quantize_model(&small_model(), &DefaultPolicy::default(), 2, None).unwrap();
+        let methods: Vec<&str> = model.reports.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(
+            methods,
+            [
+                "rtn-sdclip k=20 int8",
+                "keep-f16",
+                "rtn-sdclip k=12.85 int6",
+                "rtn-sdclip k=12.85 int6"
+            ]
+        );
+        let names: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "tok_emb.weight",
+                "blocks.0.attn_scale",
+                "blocks.0.mlp.fc.weight",
+                "blocks.0.mlp.proj.weight"
+            ]
+        );
+        assert!(matches!(model.tensors[1].data, TensorData::F16(_)));
+        assert_eq!(model.reports[1].snr_db, f64::INFINITY);
+        assert_eq!(model.reports[1].rel_rmse, 0.0);
+        for report in &model.reports {
+            assert!(report.rel_rmse < 0.2, "{report:?}");
+        }
+        // int8 at k 20 and int6 at k 12.85: a step of std/6.35 and std/2.4.
+        assert!(model.reports[0].snr_db > model.reports[2].snr_db);
+    }
+
+    #[test]
+    fn output_is_identical_for_any_thread_count() {
+        let sources = small_model();
+        let policy = DefaultPolicy::default();
+        let one = quantize_model(&sources, &policy, 1, None).unwrap();
+        for threads in [0, 2, 5] {
+            assert_eq!(
+                quantize_model(&sources, &policy, threads, None).unwrap(),
+                one
+            );
+        }
+    }
+
+    #[test]
+    fn report_matches_the_decoded_tensor() {
+        let sources = small_model();
+        let model = quantize_model(&sources, &DefaultPolicy::default(), 1, None).unwrap();
+        let decoded = model.tensors[2].dequantize();
+        let direct = compare(&sources[2].values, &decoded);
+        assert_eq!(model.reports[2].rel_rmse, direct.rel_rmse);
+        assert_eq!(model.reports[2].params, 300 * 256);
+    }
+
+    #[test]
+    fn progress_sees_every_tensor_once() {
+        let sources = small_model();
+        let calls = AtomicUsize::new(0);
+        let names = Mutex::new(Vec::new());
+        let hook = |done: usize, total: usize, name: &str| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            assert!(done >= 1 && done <= total && total == 4);
+            if let Ok(mut names) = names.lock() {
+                names.push(name.to_string());
+            }
+        };
+        quantize_model(&sources, &DefaultPolicy::default(), 2, Some(&hook)).unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 4);
+        let mut names = names.into_inner().unwrap();
+        names.sort();
+        let mut expected: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn nan_is_reported_with_tensor_and_position() {
+        let mut sources = small_model();
+        sources[2].values[256 * 3 + 5] = f32::NAN;
+        let err = quantize_model(&sources, &DefaultPolicy::default(), 2, None).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("blocks.0.mlp.fc.weight") && message.contains("[3, 5]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn passthrough_overflow_is_refused() {
+        let mut sources = small_model();
+        sources[1].values[9] = 1.0e6;
+        let err = quantize_model(&sources, &DefaultPolicy::default(), 1, None).unwrap_err();
+        assert_eq!(
+            err,
+            QuantizeError::PassthroughValue {
+                tensor: "blocks.0.attn_scale".into(),
+                index: 9,
+                value: 1.0e6
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_element_count_is_refused() {
+        let mut sources = small_model();
+        sources[0].values.pop();
+        assert!(matches!(
+            quantize_model(&sources, &DefaultPolicy::default(), 1, None),
+            Err(QuantizeError::ShapeMismatch {
+                expected: Some(81920),
+                actual: 81919,
+                ..
+            })
+        ));
+        let overflowing = SourceTensor {
+            name: "w".into(),
+            shape: vec![u64::MAX, 2],
+            values: vec![],
+        };
+        assert!(matches!(
+            quantize_tensor(&overflowing, TensorPlan::Keep),
+            Err(QuantizeError::ShapeMismatch { expected: None, .. })
+        ));
+    }
+
+    #[test]
+    fn empty_and_vector_tensors_can_be_quantized() {
+        let config = RtnConfig {
+            bits: 6,
+            group_size: 0,
+            clip: Clip::Absmax,
+        };
+        let empty = source("e", &[4, 0], wave);
+        let (tensor, report) = quantize_tensor(&empty, TensorPlan::Quantize(config)).unwrap();
+        assert_eq!(tensor.data.len(), 0);
+        assert_eq!(report.rel_rmse, 0.0);
+        let vector = source("v", &[10], wave);
+        let (tensor, _) = quantize_tensor(&vector, TensorPlan::Quantize(config)).unwrap();
+        assert!(
+            matches!(tensor.data, TensorData::Quantized { ref scales, .. } if scales.len() == 1)
+        );
+    }
+
+    #[test]
+    fn reports_serialize_infinite_snr_as_null() {
+        let (_, report) = quantize_tensor(&source("s", &[3], |_| 1.0), TensorPlan::Keep).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["snr_db"], serde_json::Value::Null);
+        assert_eq!(json["method"], "keep-f16");
+    }
+
+    #[test]
+    fn output_is_accepted_by_the_writer() {
+        let model = quantize_model(&small_model(), &DefaultPolicy::default(), 2, None).unwrap();
+        let options = pgq_format::WriteOptions {
+            compression: pgq_format::Compression::Zstd(3),
+            ..Default::default()
+        };
+        let bytes = pgq_format::write(&model.tensors, &Default::default(), &options).unwrap();
+        let archive = pgq_format::read(&bytes, &Default::default()).unwrap();
+        assert_eq!(archive.tensors, model.tensors);
+    }
+}

@@ -1,0 +1,223 @@
+//! Which tensors get which method: the [`Planner`] trait and the field's
+//! default policy (what `pgq quantize` does without a recipe).
+
+use serde::Serialize;
+
+use crate::rtn::RtnConfig;
+use crate::scale::Clip;
+
+/// What to do with one tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "plan", rename_all = "lowercase")]
+pub enum TensorPlan {
+    /// Store as fp16 passthrough.
+    Keep,
+    /// Round to nearest with this configuration.
+    Quantize(RtnConfig),
+}
+
+/// Decides a plan per tensor. The default policy implements it now;
+/// recipes (ordered first-match rules) will implement it too.
+pub trait Planner {
+    fn plan(&self, name: &str, shape: &[u64]) -> TensorPlan;
+    /// A one-line description for provenance metadata.
+    fn describe(&self) -> String;
+}
+
+/// How clip values are chosen under the default policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipMode {
+    /// `k * std(row)` with the policy's k for the tensor's class.
+    SdClip,
+    /// `max |row|`; the k values are ignored.
+    Absmax,
+}
+
+/// The records' defaults, every number a field so the CLI can expose it.
+///
+/// In order: tensors of at most `keep_max_elements` elements and tensors of
+/// rank below 2 stay fp16 (norm gains, biases and other control tensors
+/// are few bytes and sensitive); names containing `embed_marker` get
+/// `embed_bits` at `embed_k`; every other matrix gets `matrix_bits` at
+/// `matrix_k`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefaultPolicy {
+    pub keep_max_elements: u64,
+    pub matrix_bits: u8,
+    pub matrix_k: f32,
+    pub embed_bits: u8,
+    pub embed_k: f32,
+    /// A name containing this (ASCII case-insensitive) is an embedding.
+    pub embed_marker: String,
+    /// 0 = one scale per row.
+    pub group_size: u32,
+    pub clip_mode: ClipMode,
+}
+
+impl Default for DefaultPolicy {
+    fn default() -> Self {
+        DefaultPolicy {
+            keep_max_elements: 65_536,
+            matrix_bits: 6,
+            matrix_k: 12.85,
+            embed_bits: 8,
+            embed_k: 20.0,
+            embed_marker: "emb".into(),
+            group_size: 0,
+            clip_mode: ClipMode::SdClip,
+        }
+    }
+}
+
+impl DefaultPolicy {
+    fn clip(&self, k: f32) -> Clip {
+        match self.clip_mode {
+            ClipMode::SdClip => Clip::SdClip { k },
+            ClipMode::Absmax => Clip::Absmax,
+        }
+    }
+
+    fn is_embedding(&self, name: &str) -> bool {
+        let marker = self.embed_marker.to_ascii_lowercase();
+        !marker.is_empty() && name.to_ascii_lowercase().contains(&marker)
+    }
+
+    fn rtn(&self, bits: u8, k: f32) -> TensorPlan {
+        TensorPlan::Quantize(RtnConfig {
+            bits,
+            group_size: self.group_size,
+            clip: self.clip(k),
+        })
+    }
+}
+
+impl Planner for DefaultPolicy {
+    fn plan(&self, name: &str, shape: &[u64]) -> TensorPlan {
+        // A shape whose count overflows is certainly not small.
+        let elements = shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .unwrap_or(u64::MAX);
+        if elements <= self.keep_max_elements || shape.len() < 2 {
+            TensorPlan::Keep
+        } else if self.is_embedding(name) {
+            self.rtn(self.embed_bits, self.embed_k)
+        } else {
+            self.rtn(self.matrix_bits, self.matrix_k)
+        }
+    }
+
+    fn describe(&self) -> String {
+        let class = |bits: u8, k: f32| {
+            let mut label = format!("int{bits} {}", self.clip(k).describe());
+            if self.group_size > 0 {
+                label.push_str(&format!(" g{}", self.group_size));
+            }
+            label
+        };
+        format!(
+            "default: f16 if <= {} elements or rank < 2; *{}* rtn {}; else rtn {}",
+            self.keep_max_elements,
+            self.embed_marker,
+            class(self.embed_bits, self.embed_k),
+            class(self.matrix_bits, self.matrix_k),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quantized(plan: TensorPlan) -> RtnConfig {
+        match plan {
+            TensorPlan::Quantize(config) => config,
+            TensorPlan::Keep => panic!("expected a quantize plan"),
+        }
+    }
+
+    #[test]
+    fn small_tensors_are_kept() {
+        let policy = DefaultPolicy::default();
+        assert_eq!(policy.plan("blocks.0.attn_scale", &[512]), TensorPlan::Keep);
+        assert_eq!(policy.plan("skip_weights", &[5, 512]), TensorPlan::Keep);
+        // Exactly at the threshold is still kept; one more is not.
+        assert_eq!(policy.plan("w", &[256, 256]), TensorPlan::Keep);
+        assert_ne!(policy.plan("w", &[256, 257]), TensorPlan::Keep);
+        // Small embeddings too.
+        assert_eq!(
+            policy.plan("embeddings.token_type_embeddings.weight", &[2, 384]),
+            TensorPlan::Keep
+        );
+        assert_eq!(policy.plan("scalar", &[]), TensorPlan::Keep);
+    }
+
+    #[test]
+    fn large_vectors_are_kept() {
+        let policy = DefaultPolicy::default();
+        assert_eq!(policy.plan("big.bias", &[100_000]), TensorPlan::Keep);
+        assert_eq!(policy.plan("tok_emb.bias", &[100_000]), TensorPlan::Keep);
+    }
+
+    #[test]
+    fn embeddings_get_int8_k20() {
+        let policy = DefaultPolicy::default();
+        for name in [
+            "tok_emb.weight",
+            "embeddings.word_embeddings.weight",
+            "Wte_EMB",
+        ] {
+            let config = quantized(policy.plan(name, &[8192, 512]));
+            assert_eq!(config.bits, 8);
+            assert_eq!(config.clip, Clip::SdClip { k: 20.0 });
+            assert_eq!(config.group_size, 0);
+        }
+    }
+
+    #[test]
+    fn other_matrices_get_int6_k12_85() {
+        let policy = DefaultPolicy::default();
+        let config = quantized(policy.plan("blocks.3.mlp.fc.weight", &[2048, 512]));
+        assert_eq!(config.bits, 6);
+        assert_eq!(config.clip, Clip::SdClip { k: 12.85 });
+        // Rank 3 counts as a matrix (rows = product of leading dims).
+        let config = quantized(policy.plan("conv.weight", &[64, 32, 40]));
+        assert_eq!(config.bits, 6);
+    }
+
+    #[test]
+    fn overflowing_shapes_are_not_kept() {
+        let policy = DefaultPolicy::default();
+        assert_ne!(policy.plan("w", &[u64::MAX, 4]), TensorPlan::Keep);
+    }
+
+    #[test]
+    fn fields_change_the_plan() {
+        let policy = DefaultPolicy {
+            matrix_bits: 7,
+            group_size: 128,
+            clip_mode: ClipMode::Absmax,
+            embed_marker: String::new(),
+            ..DefaultPolicy::default()
+        };
+        let config = quantized(policy.plan("tok_emb.weight", &[8192, 512]));
+        assert_eq!(
+            config,
+            RtnConfig {
+                bits: 7,
+                group_size: 128,
+                clip: Clip::Absmax
+            }
+        );
+    }
+
+    #[test]
+    fn describe_lists_the_numbers() {
+        assert_eq!(
+            DefaultPolicy::default().describe(),
+            "default: f16 if <= 65536 elements or rank < 2; *emb* rtn int8 sdclip k=20; \
+             else rtn int6 sdclip k=12.85"
+        );
+    }
+}
