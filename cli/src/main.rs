@@ -42,13 +42,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Quantize a safetensors checkpoint into a .pgq artifact (RTN, SDClip or absmax).
     Quantize(cmd::quantize::QuantizeArgs),
-    /// Show where the bytes of a .pgq artifact go, per tensor and per section.
     Inspect(cmd::inspect::InspectArgs),
-    /// Write the dequantized f32 weights of a .pgq artifact as safetensors.
     Export(cmd::export::ExportArgs),
-    /// Build a parameter-golf-shaped model, quantize it, verify it, report.
     Demo(cmd::demo::DemoArgs),
 }
 

@@ -46,6 +46,6 @@ pub use reader::{read, read_header, Archive, ReadOptions};
 pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
 pub use tensor::{dequantize_codes, Tensor, TensorData};
 pub use types::{Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorEntry};
-pub use writer::{write, write_raw, Grouping, LayoutChoice, WriteOptions};
+pub use writer::{write, write_raw, Grouping, LayoutChoice, WriteOptions, DEFAULT_SPLIT_BYTES};
 
 pub use half;

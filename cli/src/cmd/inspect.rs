@@ -10,8 +10,11 @@ use crate::exit::{CliResult, Malformed, OK};
 use crate::files::read_limited;
 use crate::render::{shape, table, thousands};
 
-/// Show each tensor's shape, kind, bits, group size, parameters and the
-/// bytes attributed to it, each section's codec and sizes, and totals.
+/// Show where the bytes of a .pgq artifact go, per tensor and per section.
+///
+/// Prints each tensor's shape, kind, bits, group size, parameters, the
+/// bytes attributed to it and its bits per weight; each section's codec and
+/// sizes; the metadata; and totals.
 ///
 /// The whole file is validated (structure, every CRC, every value) first:
 /// a malformed file exits with code 2 and names the field and byte offset.

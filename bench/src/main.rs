@@ -1,0 +1,162 @@
+//! `cargo run --release -p pgq-bench -- [sizes|decode|all]`
+//!
+//! Benchmarks measure, tests assert: nothing here fails on a number. Every
+//! figure is measured side by side in one run on the same data (the demo
+//! model, 35.9M parameters, default recipe), and reported as ratios, so
+//! that a noisy shared machine moves both sides alike.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use pgq_format::{read, write, Compression, ReadOptions, Tensor, WriteOptions};
+use pgq_quantizer::{code_entropy, quantize_model, status_quo_bytes, DefaultPolicy, DemoConfig};
+
+fn model() -> Vec<Tensor> {
+    let t = Instant::now();
+    let sources = DemoConfig::default().generate(0).expect("demo model");
+    let model = quantize_model(&sources, &DefaultPolicy::default(), 0, None).expect("quantize");
+    eprintln!(
+        "demo model built and quantized in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    model.tensors
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed())
+}
+
+/// Median of `runs` timings of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs).map(|_| timed(&mut f).1).collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn sizes(tensors: &[Tensor]) {
+    let entropy = code_entropy(tensors);
+    let per_width: f64 = entropy.by_bits.values().map(|e| e.bytes).sum();
+    let mut rows: Vec<(String, usize, Duration)> = Vec::new();
+    for compression in [
+        Compression::Brotli {
+            quality: 11,
+            lgwin: 24,
+        },
+        Compression::Brotli {
+            quality: 10,
+            lgwin: 24,
+        },
+        Compression::Zstd(19),
+        Compression::Raw,
+    ] {
+        let options = WriteOptions {
+            compression,
+            ..WriteOptions::default()
+        };
+        let (bytes, time) = timed(|| write(tensors, &Default::default(), &options).expect("write"));
+        rows.push((format!("pgq {}", compression.describe()), bytes.len(), time));
+    }
+    let (sq, time) = timed(|| status_quo_bytes(tensors, 11).expect("status quo"));
+    let status_quo = sq.len();
+    rows.push((
+        "status quo: torch.save int8 + fp16, BSHF-2, brotli-11".into(),
+        status_quo,
+        time,
+    ));
+    println!(
+        "artifact bytes for the same codes and scales (demo model, {} tensors)\n",
+        tensors.len()
+    );
+    println!("| encoding | bytes | vs status quo | vs code entropy | compress time |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (name, bytes, time) in &rows {
+        println!(
+            "| {name} | {bytes} | {:.4} | {:.4} | {:.1} s |",
+            *bytes as f64 / status_quo as f64,
+            *bytes as f64 / per_width,
+            time.as_secs_f64()
+        );
+    }
+    println!("\norder-0 entropy of the codes, per bit width:");
+    for (bits, e) in &entropy.by_bits {
+        println!(
+            "  int{bits}: {} codes, {:.4} bits/code, {:.0} bytes",
+            e.codes, e.bits_per_code, e.bytes
+        );
+    }
+    println!("  sum: {per_width:.0} bytes (a bound for coders that see each code alone; scales and passthrough excluded)");
+}
+
+fn decode(tensors: &[Tensor]) {
+    let runs = 5;
+    println!("decode throughput (median of {runs} runs) vs memcpy of the same bytes\n");
+    println!("| artifact | file bytes | decoded section bytes | read+validate | read+dequantize to f32 | memcpy of decoded bytes | memcpy of f32 output | read / memcpy | full / memcpy f32 |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for compression in [
+        Compression::Brotli {
+            quality: 10,
+            lgwin: 24,
+        },
+        Compression::Zstd(19),
+        Compression::Raw,
+    ] {
+        let options = WriteOptions {
+            compression,
+            ..WriteOptions::default()
+        };
+        let bytes = write(tensors, &Default::default(), &options).expect("write");
+        let opts = ReadOptions::default();
+        let header = pgq_format::read_header(&bytes, &opts).expect("valid");
+        let decoded: u64 = header.sections.iter().map(|s| s.decoded_len).sum();
+        let f32_bytes: u64 = tensors.iter().map(|t| t.elements() * 4).sum();
+        let t_read = median(runs, || {
+            black_box(read(black_box(&bytes), &opts).expect("valid"));
+        });
+        let t_full = median(runs, || {
+            let archive = read(black_box(&bytes), &opts).expect("valid");
+            for t in &archive.tensors {
+                black_box(t.dequantize());
+            }
+        });
+        let src = vec![1u8; decoded as usize];
+        let t_copy = median(runs, || {
+            black_box(black_box(&src).clone());
+        });
+        let src32 = vec![1u8; f32_bytes as usize];
+        let t_copy32 = median(runs, || {
+            black_box(black_box(&src32).clone());
+        });
+        let mbps = |n: u64, t: Duration| format!("{:.0} MB/s", n as f64 / 1e6 / t.as_secs_f64());
+        println!(
+            "| {} | {} | {decoded} | {} ({}) | {} ({}) | {} | {} | {:.1}x | {:.1}x |",
+            compression.describe(),
+            bytes.len(),
+            format_args!("{:.3} s", t_read.as_secs_f64()),
+            mbps(decoded, t_read),
+            format_args!("{:.3} s", t_full.as_secs_f64()),
+            mbps(f32_bytes, t_full),
+            mbps(decoded, t_copy),
+            mbps(f32_bytes, t_copy32),
+            t_read.as_secs_f64() / t_copy.as_secs_f64(),
+            t_full.as_secs_f64() / t_copy32.as_secs_f64(),
+        );
+    }
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if !matches!(what.as_str(), "sizes" | "decode" | "all") {
+        eprintln!("usage: cargo run --release -p pgq-bench -- [sizes|decode|all]");
+        std::process::exit(3);
+    }
+    let tensors = model();
+    if what == "sizes" || what == "all" {
+        sizes(&tensors);
+        println!();
+    }
+    if what == "decode" || what == "all" {
+        decode(&tensors);
+    }
+}

@@ -1,0 +1,347 @@
+//! The real binary, driven as a user would: exit codes, help, the demo,
+//! inspect, export, quantize options, determinism and hostile inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[path = "../../format/tests/support/mutate.rs"]
+mod mutate;
+
+fn pgq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgq"))
+        .args(args)
+        .output()
+        .expect("run pgq")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A fresh folder under target/ for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors")
+}
+
+/// Runs the tiny demo into `dir` and returns the artifact path.
+fn tiny_demo(dir: &Path) -> PathBuf {
+    let o = pgq(&["demo", "--tiny", "--out", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0, "demo failed: {}", stderr(&o));
+    dir.join("demo.pgq")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+#[test]
+fn help_teaches_and_exits_zero() {
+    let o = pgq(&["--help"]);
+    assert_eq!(code(&o), 0);
+    let text = stdout(&o);
+    for needle in [
+        "16,000,000",
+        "Exit codes",
+        "quantize",
+        "inspect",
+        "export",
+        "demo",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle:?}");
+    }
+    let o = pgq(&["quantize", "--help"]);
+    assert_eq!(code(&o), 0);
+    for needle in ["SDClip", "12.85", "--group-size", "--codec", "Examples"] {
+        assert!(
+            stdout(&o).contains(needle),
+            "quantize --help lacks {needle:?}"
+        );
+    }
+    assert_eq!(code(&pgq(&["--version"])), 0);
+}
+
+#[test]
+fn usage_errors_exit_three() {
+    assert_eq!(code(&pgq(&[])), 3);
+    assert_eq!(code(&pgq(&["frobnicate"])), 3);
+    assert_eq!(
+        code(&pgq(&["quantize", "model.safetensors"])),
+        3,
+        "missing -o"
+    );
+    assert_eq!(code(&pgq(&["inspect"])), 3);
+    let dir = scratch("usage");
+    let out = dir.join("x.pgq");
+    let out = out.to_str().expect("utf-8");
+    let o = pgq(&[
+        "quantize",
+        "m.safetensors",
+        "-o",
+        out,
+        "--codec",
+        "raw",
+        "--level",
+        "3",
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let o = pgq(&["quantize", "m.safetensors", "-o", out, "--bits", "9"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let o = pgq(&["quantize", "m.safetensors", "-o", out, "--k", "-1"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+}
+
+#[test]
+fn malformed_inputs_exit_two_naming_field_and_offset() {
+    let o = pgq(&["inspect", "/nonexistent/file.pgq"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vectors().join("negative/expected.json")).expect("expected.json"),
+    )
+    .expect("json");
+    let cases = expected.as_object().expect("object");
+    assert!(cases.len() >= 20);
+    for (name, case) in cases {
+        let path = vectors().join(format!("negative/{name}.pgq"));
+        let o = pgq(&["inspect", path.to_str().expect("utf-8")]);
+        assert_eq!(code(&o), 2, "{name}: {}", stderr(&o));
+        let class = case["error"].as_str().expect("class");
+        let err = stderr(&o);
+        assert!(
+            err.contains(class) && err.contains(" at byte "),
+            "{name}: {err}"
+        );
+    }
+    // A safetensors file that is not one.
+    let dir = scratch("malformed");
+    let bad = dir.join("bad.safetensors");
+    std::fs::write(&bad, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot json").expect("write");
+    let o = pgq(&[
+        "quantize",
+        bad.to_str().expect("utf-8"),
+        "-o",
+        dir.join("o.pgq").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        !dir.join("o.pgq").exists(),
+        "no artifact may be written from a bad input"
+    );
+}
+
+#[test]
+fn demo_inspect_and_export_agree_bit_for_bit() {
+    let dir = scratch("demo");
+    let artifact = tiny_demo(&dir);
+    let o = pgq(&["inspect", artifact.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc = json(&o);
+    let file_bytes = std::fs::metadata(&artifact).expect("artifact").len();
+    assert_eq!(doc["file_bytes"].as_u64(), Some(file_bytes));
+    let tensors = doc["tensors"].as_array().expect("tensors");
+    let attributed: u64 = tensors
+        .iter()
+        .map(|t| t["bytes"].as_u64().expect("bytes"))
+        .sum();
+    assert_eq!(
+        attributed + doc["overhead_bytes"].as_u64().expect("overhead"),
+        file_bytes
+    );
+    let quantized = tensors.iter().filter(|t| t["kind"] == "quantized").count();
+    assert!(
+        quantized >= 5,
+        "the tiny demo quantizes its embedding and MLP matrices"
+    );
+    let text = pgq(&["inspect", artifact.to_str().expect("utf-8")]);
+    assert!(stdout(&text).contains("tok_emb.weight") && stdout(&text).contains("bits/w"));
+
+    let exported = dir.join("dequant.safetensors");
+    let o = pgq(&[
+        "export",
+        artifact.to_str().expect("utf-8"),
+        "-o",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let archive = pgq_format::read(
+        &std::fs::read(&artifact).expect("read"),
+        &Default::default(),
+    )
+    .expect("valid");
+    let bytes = std::fs::read(&exported).expect("exported");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    assert_eq!(st.len(), archive.tensors.len());
+    for t in &archive.tensors {
+        let view = st.tensor(&t.name).expect("tensor exported");
+        assert_eq!(
+            view.shape().iter().map(|&d| d as u64).collect::<Vec<_>>(),
+            t.shape
+        );
+        let want: Vec<u8> = t
+            .dequantize()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert!(view.data() == want.as_slice(), "{} differs", t.name);
+    }
+}
+
+#[test]
+fn quantize_is_deterministic_and_honours_its_options() {
+    let dir = scratch("quantize");
+    tiny_demo(&dir);
+    let model = dir.join("demo.safetensors");
+    let model = model.to_str().expect("utf-8");
+    let run = |name: &str, extra: &[&str]| -> (Vec<u8>, serde_json::Value) {
+        let out = dir.join(name);
+        let mut args = vec![
+            "quantize",
+            model,
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = pgq(&args);
+        assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
+        (std::fs::read(&out).expect("artifact"), json(&o))
+    };
+    let (a, report) = run("a.pgq", &["--codec", "zstd", "--level", "3"]);
+    let (b, _) = run(
+        "b.pgq",
+        &["--codec", "zstd", "--level", "3", "--threads", "1"],
+    );
+    assert!(
+        a == b,
+        "same input and options must give the same bytes, whatever the thread count"
+    );
+    assert_eq!(report["file_bytes"].as_u64(), Some(a.len() as u64));
+    let rows = report["tensors"].as_array().expect("tensors");
+    let fc = rows
+        .iter()
+        .find(|r| r["name"] == "blocks.0.mlp.fc.weight")
+        .expect("fc");
+    assert_eq!(fc["method"], "rtn-sdclip k=12.85 int6");
+    assert!(fc["rel_rmse"].as_f64().expect("rmse") < 0.2);
+
+    let (g, _) = run(
+        "g.pgq",
+        &[
+            "--codec",
+            "raw",
+            "--group-size",
+            "64",
+            "--bits",
+            "7",
+            "--embed-bits",
+            "7",
+        ],
+    );
+    let archive = pgq_format::read(&g, &Default::default()).expect("valid");
+    for t in &archive.tensors {
+        if let pgq_format::TensorData::Quantized {
+            bits, group_size, ..
+        } = &t.data
+        {
+            assert_eq!(*bits, 7, "{}", t.name);
+            assert_eq!(*group_size, 64, "{}", t.name);
+        }
+    }
+    let packed = archive
+        .header
+        .tensors
+        .iter()
+        .filter(|t| {
+            t.quant
+                .is_some_and(|q| q.layout == pgq_format::Layout::Packed)
+        })
+        .count();
+    assert!(packed > 0, "raw sections bit-pack codes below 8 bits");
+}
+
+#[test]
+fn mutated_artifacts_exit_two_or_decode_identically_never_crash() {
+    let dir = scratch("mutate");
+    let artifact = tiny_demo(&dir);
+    let base = std::fs::read(&artifact).expect("artifact");
+    let original = pgq_format::read(&base, &Default::default()).expect("valid");
+    let mut m = mutate::Mutator::new(0xFEED);
+    let path = dir.join("mutant.pgq");
+    let (mut rejected, mut identical) = (0, 0);
+    for i in 0..300 {
+        let (mutant, what) = m.mutate(&base);
+        std::fs::write(&path, &mutant).expect("write mutant");
+        let o = pgq(&["inspect", path.to_str().expect("utf-8"), "--json"]);
+        match code(&o) {
+            2 => {
+                assert!(
+                    stderr(&o).contains(" at byte "),
+                    "#{i} {what}: {}",
+                    stderr(&o)
+                );
+                rejected += 1;
+            }
+            0 => {
+                let again =
+                    pgq_format::read(&mutant, &Default::default()).expect("accepted by the CLI");
+                assert_eq!(
+                    again.tensors, original.tensors,
+                    "#{i} {what}: accepted with other values"
+                );
+                identical += 1;
+            }
+            other => panic!("#{i} {what}: exit code {other}: {}", stderr(&o)),
+        }
+    }
+    eprintln!("300 mutated artifacts through the CLI: {rejected} rejected (exit 2), {identical} identical");
+}
+
+#[test]
+fn three_thousand_in_process_mutations_of_a_demo_artifact() {
+    use pgq_quantizer::{quantize_model, DefaultPolicy, DemoConfig};
+    let sources = DemoConfig::tiny().generate(0).expect("demo");
+    let model = quantize_model(&sources, &DefaultPolicy::default(), 0, None).expect("quantize");
+    let options = pgq_format::WriteOptions {
+        compression: pgq_format::Compression::Zstd(3),
+        ..Default::default()
+    };
+    let base = pgq_format::write(&model.tensors, &Default::default(), &options).expect("write");
+    let mut m = mutate::Mutator::new(0xD3A0);
+    let (mut rejected, mut identical) = (0, 0);
+    for _ in 0..3000 {
+        let (mutant, what) = m.mutate(&base);
+        let outcome = std::panic::catch_unwind(|| pgq_format::read(&mutant, &Default::default()));
+        match outcome {
+            Err(_) => panic!("reader panicked on: {what}"),
+            Ok(Err(e)) => {
+                assert!(!e.field.is_empty(), "{what}: {e}");
+                rejected += 1;
+            }
+            Ok(Ok(a)) => {
+                assert_eq!(
+                    a.tensors, model.tensors,
+                    "{what}: accepted with other values"
+                );
+                identical += 1;
+            }
+        }
+    }
+    eprintln!(
+        "3000 mutations of the tiny demo artifact: {rejected} rejected, {identical} identical"
+    );
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): set-up, formatting, lints, every
+# Rust test, the Python reference decoder against the conformance vectors
+# and against `pgq export`, and the wasm32 build of the decode path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "set-up"
+bash scripts/setup.sh
+export PGQ_MINILM="${PGQ_MINILM:-$(bash scripts/fetch-minilm.sh | tail -n 1)}"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace
+
+step "reference decoder: $(wc -c < spec/reference/pgq_decode.py) bytes; vectors vs expected values and vs pgq export"
+cargo build --release -p pgq
+python3 spec/reference/check_vectors.py --pgq target/release/pgq
+
+step "decode path for wasm32-unknown-unknown"
+cargo build -p pgq-format --target wasm32-unknown-unknown
+
+if [ "${PGQ_FUZZ_SECONDS:-0}" != 0 ]; then
+  step "fuzz smoke run (${PGQ_FUZZ_SECONDS} s)"
+  bash fuzz/smoke.sh "$PGQ_FUZZ_SECONDS"
+fi
+
+step "all checks passed"
