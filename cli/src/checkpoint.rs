@@ -19,9 +19,18 @@ pub struct SourceTensor {
 /// Largest checkpoint read (the field's models are ~150 MB in f32).
 pub const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
 
+/// A checkpoint's float tensors, and the names of the non-float ones left
+/// out (only when the caller allowed it).
+pub struct Checkpoint {
+    pub tensors: Vec<SourceTensor>,
+    pub dropped: Vec<(String, Dtype)>,
+}
+
 /// Loads every tensor of a safetensors file as f32, in file order (by data
-/// offset, which is the order the trainer saved them in).
-pub fn load(path: &Path) -> CliResult<Vec<SourceTensor>> {
+/// offset, which is the order the trainer saved them in). Non-float tensors
+/// (integer buffers such as position ids) are an error unless
+/// `drop_non_float`, which leaves them out and lists them.
+pub fn load(path: &Path, drop_non_float: bool) -> CliResult<Checkpoint> {
     let bytes = read_limited(path, MAX_CHECKPOINT_BYTES)?;
     let st = SafeTensors::deserialize(&bytes).malformed(format!(
         "{} is not a valid safetensors file",
@@ -30,15 +39,21 @@ pub fn load(path: &Path) -> CliResult<Vec<SourceTensor>> {
     let mut views: Vec<_> = st.tensors();
     views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     let mut out = Vec::with_capacity(views.len());
+    let mut dropped = Vec::new();
     for (name, view) in views {
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Dtype::BF16 => data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other if drop_non_float => {
+                dropped.push((name, other));
+                continue;
+            }
             other => {
                 return Err(CliError::malformed(anyhow::anyhow!(
-                    "{}: tensor {name:?} has dtype {other:?}; pgq reads f32, f16 and bf16 weights (drop buffers such as position ids before exporting)",
+                    "{}: tensor {name:?} has dtype {other:?}; .pgq stores float weights only (f32, f16, bf16 in). \
+                     Pass --drop-non-float to leave such buffers out (models usually rebuild them, e.g. position ids)",
                     path.display()
                 )))
             }
@@ -49,7 +64,10 @@ pub fn load(path: &Path) -> CliResult<Vec<SourceTensor>> {
             values,
         });
     }
-    Ok(out)
+    Ok(Checkpoint {
+        tensors: out,
+        dropped,
+    })
 }
 
 /// Serialises f32 tensors as safetensors (loadable with

@@ -345,3 +345,55 @@ fn three_thousand_in_process_mutations_of_a_demo_artifact() {
         "3000 mutations of the tiny demo artifact: {rejected} rejected, {identical} identical"
     );
 }
+
+#[test]
+fn non_float_buffers_are_refused_unless_dropped() {
+    use safetensors::{tensor::TensorView, Dtype};
+    let dir = scratch("nonfloat");
+    let weights: Vec<u8> = (0..256 * 300)
+        .flat_map(|i| ((i % 17) as f32 * 0.01 - 0.08).to_le_bytes())
+        .collect();
+    let ids: Vec<u8> = (0..512i64).flat_map(|i| i.to_le_bytes()).collect();
+    let views = vec![
+        (
+            "w".to_string(),
+            TensorView::new(Dtype::F32, vec![256, 300], &weights).expect("view"),
+        ),
+        (
+            "position_ids".to_string(),
+            TensorView::new(Dtype::I64, vec![1, 512], &ids).expect("view"),
+        ),
+    ];
+    let model = dir.join("m.safetensors");
+    std::fs::write(
+        &model,
+        safetensors::serialize(views, None).expect("serialize"),
+    )
+    .expect("write");
+    let out = dir.join("m.pgq");
+    let (m, o) = (model.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    let refused = pgq(&["quantize", m, "-o", o]);
+    assert_eq!(code(&refused), 2);
+    assert!(
+        stderr(&refused).contains("position_ids") && stderr(&refused).contains("--drop-non-float"),
+        "{}",
+        stderr(&refused)
+    );
+    let kept = pgq(&[
+        "quantize",
+        m,
+        "-o",
+        o,
+        "--drop-non-float",
+        "--codec",
+        "zstd",
+        "--level",
+        "3",
+    ]);
+    assert_eq!(code(&kept), 0, "{}", stderr(&kept));
+    assert!(stderr(&kept).contains("left out \"position_ids\""));
+    let archive = pgq_format::read(&std::fs::read(&out).expect("artifact"), &Default::default())
+        .expect("valid");
+    let names: Vec<&str> = archive.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["w"]);
+}

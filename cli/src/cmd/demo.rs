@@ -71,8 +71,8 @@ struct StatusQuo {
     pgq_bytes: u64,
     /// pgq / status quo.
     ratio: f64,
-    /// Order-0 entropy of all codes, in bytes: a bound for coders that see
-    /// codes one at a time.
+    /// Order-0 entropy of the codes of each bit width, summed, in bytes: a
+    /// bound for coders that see codes one at a time (scales excluded).
     code_entropy_bytes: f64,
 }
 
@@ -250,7 +250,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
             status_quo_bytes: sq.len() as u64,
             pgq_bytes: summary.file_bytes,
             ratio: summary.file_bytes as f64 / sq.len() as f64,
-            code_entropy_bytes: entropy.all.bytes,
+            code_entropy_bytes: entropy.by_bits.values().map(|e| e.bytes).sum(),
         })
     } else {
         None
@@ -312,19 +312,10 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         print!("{}", table(&t));
         println!();
         println!(
-            "artifact: {} bytes of the {}-byte cap: {} {} of headroom for code",
+            "artifact: {} bytes, {} the {}-byte cap (what is left is for code bytes)",
             thousands(summary.file_bytes),
+            super::quantize::headroom_phrase(headroom),
             thousands(CAP_BYTES),
-            if headroom >= 0 {
-                thousands(headroom as u64)
-            } else {
-                format!("-{}", thousands(headroom.unsigned_abs()))
-            },
-            if headroom >= 0 {
-                "bytes"
-            } else {
-                "bytes (OVER THE CAP)"
-            },
         );
         println!(
             "round trip: {} ({} tensors: codes, scales and every dequantized f32 bit-identical)",

@@ -40,12 +40,25 @@ pub struct QuantizeArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub codec: CodecArgs,
+    /// Leave out non-float tensors (integer buffers such as position ids)
+    /// instead of refusing the checkpoint; they are listed on stderr.
+    #[arg(long)]
+    pub drop_non_float: bool,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Print a JSON report instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// "338,653 bytes under" / "4,167,524 bytes over".
+pub fn headroom_phrase(headroom: i64) -> String {
+    if headroom >= 0 {
+        format!("{} bytes under", thousands(headroom as u64))
+    } else {
+        format!("{} bytes OVER", thousands(headroom.unsigned_abs()))
+    }
 }
 
 /// One tensor of the report: what the quantizer did and what it cost.
@@ -122,7 +135,11 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     let policy = args.policy.policy()?;
     let compression = args.codec.compression()?;
     let started = Instant::now();
-    let sources = sources_of(checkpoint::load(&args.model)?);
+    let checkpoint = checkpoint::load(&args.model, args.drop_non_float)?;
+    for (name, dtype) in &checkpoint.dropped {
+        eprintln!("pgq: left out {name:?} ({dtype:?}): not a float tensor");
+    }
+    let sources = sources_of(checkpoint.tensors);
     if sources.is_empty() {
         return Err(CliError::malformed(anyhow::anyhow!(
             "{} holds no tensors",
@@ -170,11 +187,11 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     } else {
         print!("{}", render_rows(&rows));
         println!(
-            "\nwrote {}: {} bytes ({:.3} bits per weight), {} of headroom under the {}-byte cap (before code bytes), in {seconds:.1} s",
+            "\nwrote {}: {} bytes ({:.3} bits per weight), {} the {}-byte cap before code bytes, in {seconds:.1} s",
             args.output.display(),
             thousands(summary.file_bytes),
             summary.bits_per_weight,
-            if headroom >= 0 { thousands(headroom as u64) } else { format!("-{}", thousands(headroom.unsigned_abs())) },
+            headroom_phrase(headroom),
             thousands(CAP_BYTES),
         );
     }
