@@ -3,7 +3,7 @@
 
 use half::f16;
 use pgq_format::types::rows_cols;
-use pgq_format::{dequantize_codes, Tensor, TensorData};
+use pgq_format::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::QuantizeError;
@@ -116,7 +116,7 @@ pub fn quantize_tensor(
         shape: source.shape.clone(),
         data,
     };
-    let fidelity = compare(&source.values, &reconstruct(&tensor));
+    let fidelity = compare(&source.values, &tensor.dequantize());
     let report = TensorReport {
         name: source.name.clone(),
         shape: source.shape.clone(),
@@ -184,28 +184,6 @@ fn quantize_matrix(source: &SourceTensor, config: &RtnConfig) -> Result<TensorDa
         codes: matrix.codes,
         scales: matrix.scales,
     })
-}
-
-/// What a decoder yields for `tensor` (guarding the empty case, where the
-/// row chunking of `dequantize_codes` has nothing to do).
-fn reconstruct(tensor: &Tensor) -> Vec<f32> {
-    match &tensor.data {
-        TensorData::Quantized {
-            group_size,
-            codes,
-            scales,
-            ..
-        } => {
-            let (_, cols) = rows_cols(&tensor.shape);
-            match usize::try_from(cols) {
-                Ok(cols) if cols > 0 && !codes.is_empty() => {
-                    dequantize_codes(codes, scales, cols, *group_size)
-                }
-                _ => Vec::new(),
-            }
-        }
-        _ => tensor.dequantize(),
-    }
 }
 
 #[cfg(test)]
