@@ -33,6 +33,7 @@ pub mod error;
 mod header;
 pub mod limits;
 pub mod pack;
+mod parallel;
 pub mod raw;
 mod reader;
 pub mod summary;

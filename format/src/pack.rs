@@ -64,16 +64,60 @@ pub enum UnpackError {
 }
 
 /// Inverse of [`pack_codes`] for `n` codes; checks range and padding.
+/// `packed` must hold `ceil(n * bits / 8)` bytes (the reader checks the
+/// region length first); a shorter or longer input is reported as
+/// [`UnpackError::NonZeroPadding`].
 pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, UnpackError> {
+    let b = bits as usize;
+    let mut out = Vec::with_capacity(n);
+    // Eight codes fill exactly `bits` bytes: decode whole groups of eight
+    // from one little-endian u64, then the tail field by field.
+    let groups = (n / 8).min(packed.len() / b);
+    let mask = (1u64 << b) - 1;
+    let sign = 1u64 << (b - 1);
+    for (g, chunk) in packed.chunks_exact(b).take(groups).enumerate() {
+        let mut word = [0u8; 8];
+        word[..b].copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        for j in 0..8 {
+            let field = (v >> (j * b)) & mask;
+            if field == sign {
+                return Err(UnpackError::OutOfRange(g * 8 + j));
+            }
+            out.push(if field & sign != 0 {
+                (field as i64 - (1i64 << b)) as i8
+            } else {
+                field as i8
+            });
+        }
+    }
+    unpack_tail(
+        &packed[groups * b..],
+        bits,
+        n - groups * 8,
+        groups * 8,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Field-by-field decoding of the last `n` codes (fewer than eight unless
+/// the input is short), appending to `out`; `first` is the index of the
+/// first of them, for error reports.
+fn unpack_tail(
+    packed: &[u8],
+    bits: u8,
+    n: usize,
+    first: usize,
+    out: &mut Vec<i8>,
+) -> Result<(), UnpackError> {
     let b = bits as u32;
     let mask = (1u32 << b) - 1;
     let sign = 1u32 << (b - 1);
-    let mut out = Vec::with_capacity(n);
     let (mut acc, mut filled) = (0u32, 0u32);
     let mut bytes = packed.iter();
     for i in 0..n {
         while filled < b {
-            // The region length was validated as ceil(n*bits/8).
             let Some(&byte) = bytes.next() else {
                 return Err(UnpackError::NonZeroPadding);
             };
@@ -84,7 +128,7 @@ pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, Unpack
         acc >>= b;
         filled -= b;
         if field == sign {
-            return Err(UnpackError::OutOfRange(i));
+            return Err(UnpackError::OutOfRange(first + i));
         }
         // Sign-extend the b-bit field.
         let value = if field & sign != 0 {
@@ -97,7 +141,7 @@ pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, Unpack
     if acc != 0 || bytes.next().is_some() {
         return Err(UnpackError::NonZeroPadding);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Index of the first code outside `[-code_max, code_max]`, if any.
@@ -158,6 +202,37 @@ mod tests {
             Err(UnpackError::NonZeroPadding)
         );
         assert_eq!(unpack_codes(&[0b0000_0001], 6, 1), Ok(vec![1]));
+    }
+
+    #[test]
+    fn long_streams_round_trip_through_the_grouped_path() {
+        for bits in 2..=7u8 {
+            let max = code_max(bits) as i32;
+            for n in [8usize, 9, 15, 16, 17, 1000, 1003] {
+                let codes: Vec<i8> = (0..n as i32)
+                    .map(|i| ((i * 7919) % (2 * max + 1) - max) as i8)
+                    .collect();
+                let packed = pack_codes(&codes, bits);
+                assert_eq!(
+                    unpack_codes(&packed, bits, n).unwrap(),
+                    codes,
+                    "bits {bits}, n {n}"
+                );
+            }
+            // The out-of-range field is found inside a full group too.
+            let mut codes = vec![0i8; 16];
+            codes[11] = 1;
+            let mut packed = pack_codes(&codes, bits);
+            let bit = 11 * bits as usize;
+            packed[bit / 8] &= !(((1u16 << bits) - 1) << (bit % 8)) as u8;
+            let hi = bit + bits as usize - 1;
+            packed[hi / 8] |= 1 << (hi % 8);
+            assert_eq!(
+                unpack_codes(&packed, bits, 16),
+                Err(UnpackError::OutOfRange(11)),
+                "bits {bits}"
+            );
+        }
     }
 
     #[test]

@@ -49,16 +49,18 @@ impl Archive {
 /// Reads and validates a whole file held in memory.
 pub fn read(bytes: &[u8], options: &ReadOptions) -> Result<Archive> {
     let header = parse_header(bytes, options)?;
-    let decoded = header
-        .sections
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
+    // Sections decode independently: on all cores, largest first.
+    let decoded = crate::parallel::map_largest_first(
+        &header.sections.iter().enumerate().collect::<Vec<_>>(),
+        |(_, s)| s.decoded_len as usize,
+        |&(i, s)| {
             // parse_header checked offset + stored_len <= file length.
             let stored = &bytes[s.offset as usize..(s.offset + s.stored_len) as usize];
             decode(stored, s, i)
-        })
-        .collect::<Result<Vec<Cow<[u8]>>>>()?;
+        },
+    )
+    .into_iter()
+    .collect::<Result<Vec<Cow<[u8]>>>>()?;
     let tensors = header
         .tensors
         .iter()

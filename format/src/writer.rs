@@ -413,39 +413,11 @@ pub fn write_raw(
 /// Compresses sections on all cores, largest first. Each section is
 /// compressed on its own, so the bytes do not depend on the thread count.
 fn compress_all(decoded: &[Vec<u8>], compression: Compression) -> Result<Vec<Vec<u8>>, WriteError> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(decoded.len());
-    if compression == Compression::Raw || workers < 2 {
+    if compression == Compression::Raw {
         return decoded.iter().map(|d| encode(d, compression)).collect();
     }
-    let mut order: Vec<usize> = (0..decoded.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(decoded[i].len()));
-    let next = AtomicUsize::new(0);
-    let worker = || {
-        let mut done = Vec::new();
-        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            done.push((i, encode(&decoded[i], compression)));
-        }
-        done
-    };
-    let mut slots: Vec<Option<Vec<u8>>> = vec![None; decoded.len()];
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
-        for handle in handles {
-            let done = handle
-                .join()
-                .map_err(|_| WriteError::Codec("a compression thread panicked".into()))?;
-            for (i, result) in done {
-                slots[i] = Some(result?);
-            }
-        }
-        Ok::<(), WriteError>(())
-    })?;
-    slots
+    crate::parallel::map_largest_first(decoded, |d| d.len(), |d| encode(d, compression))
         .into_iter()
-        .map(|s| s.ok_or_else(|| WriteError::Codec("a section was not compressed".into())))
         .collect()
 }
 
