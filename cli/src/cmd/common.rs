@@ -142,12 +142,17 @@ pub fn provenance(planner: &dyn Planner, compression: Compression) -> BTreeMap<S
     m
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
+/// A progress bar on stderr (hidden when stderr is not a terminal). It
+/// ticks on its own, so the elapsed time keeps moving during long steps
+/// without per-item progress (compression).
 pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed:>4} {wide_msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
 }

@@ -201,16 +201,20 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let model = quantize_model(&sources, &policy, args.threads, Some(&tick)).map_err(|e| {
         CliError::malformed(anyhow::Error::new(e).context("cannot quantize the demo model"))
     })?;
-    bar.finish_and_clear();
     seconds.insert("quantize", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
+    bar.set_message(format!(
+        "compressing with {} on all cores",
+        compression.describe()
+    ));
     let bytes = write(
         &model.tensors,
         &provenance(&policy as &dyn Planner, compression),
         &write_options(compression),
     )
     .map_err(|e| CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact")))?;
+    bar.finish_and_clear();
     let pgq_path = args.out.join("demo.pgq");
     write_atomic(&pgq_path, &bytes)?;
     seconds.insert("compress", t.elapsed().as_secs_f64());
