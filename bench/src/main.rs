@@ -101,7 +101,7 @@ fn memcpy(runs: usize, n: usize) -> Duration {
 }
 
 fn decode(tensors: &[Tensor]) {
-    let runs = 5;
+    let runs = 9;
     println!(
         "decode throughput (median of {runs} runs, {} threads) vs memcpy of the same bytes into a ready buffer\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -125,15 +125,22 @@ fn decode(tensors: &[Tensor]) {
         let header = pgq_format::read_header(&bytes, &opts).expect("valid");
         let decoded: u64 = header.sections.iter().map(|s| s.decoded_len).sum();
         let f32_bytes: u64 = tensors.iter().map(|t| t.elements() * 4).sum();
-        let t_read = median(runs, || {
-            black_box(read(black_box(&bytes), &opts).expect("valid"));
-        });
-        let t_full = median(runs, || {
+        // Each run times its two phases separately, so that the read and
+        // the dequantization figures come from the same runs.
+        let mut reads = Vec::with_capacity(runs);
+        let mut totals = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
             let archive = read(black_box(&bytes), &opts).expect("valid");
+            reads.push(start.elapsed());
             for t in &archive.tensors {
                 black_box(t.dequantize());
             }
-        });
+            totals.push(start.elapsed());
+        }
+        reads.sort();
+        totals.sort();
+        let (t_read, t_full) = (reads[runs / 2], totals[runs / 2]);
         let t_copy = memcpy(runs, decoded as usize);
         let t_copy32 = memcpy(runs, f32_bytes as usize);
         let mbps = |n: u64, t: Duration| format!("{:.0} MB/s", n as f64 / 1e6 / t.as_secs_f64());

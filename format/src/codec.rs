@@ -105,12 +105,21 @@ fn codec_error(section: &Section, field: &dyn Fn() -> String, detail: String) ->
     FormatError::new(ErrorKind::CodecError, field(), section.offset, detail)
 }
 
+/// The first output buffer of a decoder: what the stored bytes can
+/// plausibly expand to, never more than the declared length. The buffer
+/// grows (doubling, up to `want + 1`) only as real output arrives, so a
+/// tiny file that declares gigabytes makes the reader allocate little.
+fn initial_capacity(stored: usize, want: usize) -> usize {
+    stored.saturating_mul(8).max(64 << 10).min(want + 1)
+}
+
 fn decode_zstd(
     stored: &[u8],
     want: usize,
     section: &Section,
     field: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
+    use std::io::Read;
     // Exactly one frame, filling the section: no trailing or skippable data.
     let frame_len = zstd::zstd_safe::find_frame_compressed_size(stored).map_err(|code| {
         codec_error(
@@ -142,36 +151,25 @@ fn decode_zstd(
             ));
         }
     }
-    // The output buffer's capacity bounds what is produced: a stream that
-    // would decode to more fails instead of allocating (decompression bombs).
-    let mut out = Vec::with_capacity(want);
-    let mut dctx = zstd::zstd_safe::DCtx::create();
-    match dctx.decompress(&mut out, stored) {
-        Ok(_) => Ok(out),
-        Err(code) => {
-            let name = zstd::zstd_safe::get_error_name(code);
-            if code == TOO_SMALL {
-                Err(FormatError::new(
-                    ErrorKind::SizeMismatch,
-                    field(),
-                    section.offset,
-                    format!("zstd stream decodes to more than the declared {want} bytes"),
-                ))
-            } else {
-                Err(codec_error(
-                    section,
-                    field,
-                    format!("corrupt zstd stream: {name}"),
-                ))
-            }
-        }
+    let decoder = zstd::stream::read::Decoder::with_buffer(stored)
+        .map_err(|e| codec_error(section, field, format!("zstd: {e}")))?
+        .single_frame();
+    // One byte past the declared length is enough to tell a bomb.
+    let mut out = Vec::with_capacity(initial_capacity(stored.len(), want));
+    decoder
+        .take(want as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| codec_error(section, field, format!("corrupt zstd stream: {e}")))?;
+    if out.len() > want {
+        return Err(FormatError::new(
+            ErrorKind::SizeMismatch,
+            field(),
+            section.offset,
+            format!("zstd stream decodes to more than the declared {want} bytes"),
+        ));
     }
+    Ok(out)
 }
-
-/// zstd's `dstSize_tooSmall` error code, as `ZSTD_decompressDCtx` returns it
-/// (`(size_t)-ZSTD_error_dstSize_tooSmall`).
-const TOO_SMALL: usize = 0usize
-    .wrapping_sub(zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall as usize);
 
 fn decode_brotli(
     stored: &[u8],
@@ -181,43 +179,51 @@ fn decode_brotli(
 ) -> Result<Vec<u8>> {
     use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
     // One spare byte lets a stream that is longer than declared show itself.
-    let mut out = vec![0u8; want + 1];
+    let limit = want + 1;
+    let mut out = vec![0u8; initial_capacity(stored.len(), want)];
     let mut state = BrotliState::new(
         StandardAlloc::default(),
         StandardAlloc::default(),
         StandardAlloc::default(),
     );
     let (mut avail_in, mut in_off) = (stored.len(), 0usize);
-    let (mut avail_out, mut out_off, mut total) = (out.len(), 0usize, 0usize);
-    let result = BrotliDecompressStream(
-        &mut avail_in,
-        &mut in_off,
-        stored,
-        &mut avail_out,
-        &mut out_off,
-        &mut out,
-        &mut total,
-        &mut state,
-    );
-    match result {
-        BrotliResult::ResultSuccess => {}
-        BrotliResult::NeedsMoreOutput => {
-            return Err(FormatError::new(
-                ErrorKind::SizeMismatch,
-                field(),
-                section.offset,
-                format!("brotli stream decodes to more than the declared {want} bytes"),
-            ))
-        }
-        BrotliResult::NeedsMoreInput => {
-            return Err(codec_error(
-                section,
-                field,
-                "brotli stream ends early".into(),
-            ));
-        }
-        BrotliResult::ResultFailure => {
-            return Err(codec_error(section, field, "corrupt brotli stream".into()));
+    let (mut out_off, mut total) = (0usize, 0usize);
+    loop {
+        let mut avail_out = out.len() - out_off;
+        let result = BrotliDecompressStream(
+            &mut avail_in,
+            &mut in_off,
+            stored,
+            &mut avail_out,
+            &mut out_off,
+            &mut out,
+            &mut total,
+            &mut state,
+        );
+        match result {
+            BrotliResult::ResultSuccess => break,
+            BrotliResult::NeedsMoreOutput if out.len() < limit => {
+                let grown = out.len().saturating_mul(2).min(limit);
+                out.resize(grown, 0);
+            }
+            BrotliResult::NeedsMoreOutput => {
+                return Err(FormatError::new(
+                    ErrorKind::SizeMismatch,
+                    field(),
+                    section.offset,
+                    format!("brotli stream decodes to more than the declared {want} bytes"),
+                ))
+            }
+            BrotliResult::NeedsMoreInput => {
+                return Err(codec_error(
+                    section,
+                    field,
+                    "brotli stream ends early".into(),
+                ));
+            }
+            BrotliResult::ResultFailure => {
+                return Err(codec_error(section, field, "corrupt brotli stream".into()));
+            }
         }
     }
     if avail_in != 0 {

@@ -4,6 +4,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Below this much work in all (in `size` units, bytes), starting threads
+/// costs more than it saves.
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
 /// `f` applied to every item, on up to `available_parallelism` threads;
 /// `size` orders the work (largest first) so the longest job starts first.
 pub(crate) fn map_largest_first<T: Sync, R: Send>(
@@ -11,7 +15,8 @@ pub(crate) fn map_largest_first<T: Sync, R: Send>(
     size: impl Fn(&T) -> usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let workers = if cfg!(target_family = "wasm") {
+    let work: usize = items.iter().map(&size).fold(0, usize::saturating_add);
+    let workers = if cfg!(target_family = "wasm") || work < MIN_PARALLEL_WORK {
         1
     } else {
         std::thread::available_parallelism()
@@ -56,6 +61,9 @@ mod tests {
     fn results_come_back_in_input_order() {
         let items: Vec<usize> = (0..100).collect();
         let out = super::map_largest_first(&items, |&x| x % 7, |&x| x * 2);
+        assert_eq!(out, (0..100).map(|x| x * 2).collect::<Vec<_>>());
+        // Enough work to go parallel.
+        let out = super::map_largest_first(&items, |&x| x << 16, |&x| x * 2);
         assert_eq!(out, (0..100).map(|x| x * 2).collect::<Vec<_>>());
         assert!(super::map_largest_first(&Vec::<u8>::new(), |_| 0, |&x| x).is_empty());
     }
