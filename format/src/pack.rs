@@ -69,28 +69,27 @@ pub enum UnpackError {
 /// [`UnpackError::NonZeroPadding`].
 pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, UnpackError> {
     let b = bits as usize;
-    let mut out = Vec::with_capacity(n);
     // Eight codes fill exactly `bits` bytes: decode whole groups of eight
     // from one little-endian u64, then the tail field by field.
     let groups = (n / 8).min(packed.len() / b);
-    let mask = (1u64 << b) - 1;
-    let sign = 1u64 << (b - 1);
-    for (g, chunk) in packed.chunks_exact(b).take(groups).enumerate() {
-        let mut word = [0u8; 8];
-        word[..b].copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        for j in 0..8 {
-            let field = (v >> (j * b)) & mask;
-            if field == sign {
-                return Err(UnpackError::OutOfRange(g * 8 + j));
-            }
-            out.push(if field & sign != 0 {
-                (field as i64 - (1i64 << b)) as i8
-            } else {
-                field as i8
-            });
-        }
+    let mut out = vec![0i8; groups * 8];
+    // Constant widths let the compiler unroll the eight fields of a group.
+    let bad = match b {
+        2 => unpack_groups::<2>(packed, &mut out),
+        3 => unpack_groups::<3>(packed, &mut out),
+        4 => unpack_groups::<4>(packed, &mut out),
+        5 => unpack_groups::<5>(packed, &mut out),
+        6 => unpack_groups::<6>(packed, &mut out),
+        7 => unpack_groups::<7>(packed, &mut out),
+        _ => unpack_groups::<8>(packed, &mut out),
+    };
+    if bad {
+        // Rare: find the first offending field for the report.
+        let min = -(1i16 << (b - 1));
+        let at = out.iter().position(|&c| c as i16 == min).unwrap_or(0);
+        return Err(UnpackError::OutOfRange(at));
     }
+    out.reserve_exact(n - groups * 8);
     unpack_tail(
         &packed[groups * b..],
         bits,
@@ -99,6 +98,26 @@ pub fn unpack_codes(packed: &[u8], bits: u8, n: usize) -> Result<Vec<i8>, Unpack
         &mut out,
     )?;
     Ok(out)
+}
+
+/// Decodes `out.len() / 8` groups of eight `B`-bit codes from `B` bytes
+/// each; returns whether any field was `-2^(B-1)` (out of range).
+fn unpack_groups<const B: usize>(packed: &[u8], out: &mut [i8]) -> bool {
+    let sign = 1u64 << (B - 1);
+    let mut bad = false;
+    for (chunk, codes) in packed.chunks_exact(B).zip(out.chunks_exact_mut(8)) {
+        let mut word = [0u8; 8];
+        word[..B].copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        for (j, code) in codes.iter_mut().enumerate() {
+            // Move field j to the top bits, then shift back arithmetically:
+            // that sign-extends it.
+            let top = v << (64 - B * (j + 1));
+            bad |= top >> (64 - B) == sign;
+            *code = ((top as i64) >> (64 - B)) as i8;
+        }
+    }
+    bad
 }
 
 /// Field-by-field decoding of the last `n` codes (fewer than eight unless
