@@ -73,3 +73,41 @@ pub enum DemoError {
     #[error("tail degrees of freedom {0} give infinite variance: use 0 (Gaussian) or at least 3")]
     TailDof(u32),
 }
+
+/// Why GPTQ could not quantize a matrix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GptqError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("GPTQ block size must be at least 1")]
+    BlockSize,
+    #[error("GPTQ damping {0} must be finite and at least 0")]
+    Damp(f64),
+    #[error("{values} values do not form a {rows}x{cols} matrix")]
+    Shape {
+        values: usize,
+        rows: usize,
+        cols: usize,
+    },
+    #[error("the Hessian holds {len} values, but {cols} columns need {cols}x{cols}")]
+    HessianShape { len: usize, cols: usize },
+    #[error("element [{row}, {col}] is {value}: NaN and infinities cannot be quantized")]
+    NonFinite { row: usize, col: usize, value: f32 },
+    #[error("Hessian element [{row}, {col}] is {value}: the Hessian must be finite")]
+    HessianNonFinite { row: usize, col: usize, value: f32 },
+    #[error("Hessian diagonal element {col} is {value}: X^T X has no negative diagonal")]
+    HessianNegativeDiagonal { col: usize, value: f32 },
+    #[error("row {row}, group {group}: scale {scale:e} exceeds the fp16 maximum 65504")]
+    ScaleOverflow {
+        row: usize,
+        group: usize,
+        scale: f32,
+    },
+    /// Cholesky failed at every damping tried, the last being `damp` times
+    /// the mean of the Hessian's diagonal.
+    #[error(
+        "the damped Hessian is not positive definite after {attempts} attempts \
+         (last damping {damp} x mean diagonal)"
+    )]
+    NotPositiveDefinite { attempts: u32, damp: f64 },
+}

@@ -3,7 +3,10 @@
 //! - [`scale`]: clip values (SDClip, absmax), fp16 scales with the `1e-7`
 //!   floor, half-to-even code rounding: shared by every method.
 //! - [`rtn`]: round-to-nearest quantization of a matrix, per row or
-//!   groupwise. GPTQ will sit beside it as `gptq.rs`, reusing [`scale`].
+//!   groupwise.
+//! - [`gptq`]: GPTQ of one matrix given its Hessian `X^T X / n` (act-order,
+//!   static groups, damping retries), reusing [`scale`]; checked against an
+//!   independent NumPy reference (`tests/reference/gptq_ref.py`).
 //! - [`policy`]: the [`Planner`] trait and the field's [`DefaultPolicy`]
 //!   (fp16 for small tensors, int8 k 20 embeddings, int6 k 12.85 matrices).
 //! - [`model`]: a whole checkpoint in parallel, with a fidelity report per
@@ -34,9 +37,12 @@ pub mod demo;
 pub mod entropy;
 pub mod error;
 pub mod fidelity;
+pub mod gptq;
+mod linalg;
 pub mod model;
 mod parallel;
 pub mod policy;
+pub mod recipe;
 mod rng;
 pub mod rtn;
 pub mod scale;
@@ -44,13 +50,15 @@ pub mod statusquo;
 
 pub use demo::DemoConfig;
 pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
-pub use error::{ConfigError, DemoError, QuantizeError, RtnError};
+pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
+pub use gptq::{hessian_error, quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
     quantize_model, quantize_tensor, Progress, QuantizedModel, SourceTensor, TensorReport,
 };
 pub use parallel::worker_count;
 pub use policy::{ClipMode, DefaultPolicy, Planner, TensorPlan};
+pub use recipe::{ClipChoice, Method, Objective, Recipe, RecipeError, RulePlan};
 pub use rtn::{quantize_rtn, QuantizedMatrix, RtnConfig};
 pub use scale::{Clip, SCALE_FLOOR};
 pub use statusquo::{byte_shuffle, status_quo_bytes, status_quo_stream};

@@ -6,7 +6,7 @@ use pgq_format::types::groups_per_row;
 use serde::Serialize;
 
 use crate::error::{ConfigError, RtnError};
-use crate::scale::{clip_value, code_max, fp16_scale, quantize_value, Clip};
+use crate::scale::{clip_value, code_max, first_non_finite, fp16_scale, quantize_value, Clip};
 
 /// Settings of one RTN run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -66,13 +66,8 @@ pub fn quantize_rtn(
             cols,
         });
     }
-    if let Some((index, &value)) = values.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        // Non-empty values imply cols > 0.
-        return Err(RtnError::NonFinite {
-            row: index / cols,
-            col: index % cols,
-            value,
-        });
+    if let Some((row, col, value)) = first_non_finite(values, cols) {
+        return Err(RtnError::NonFinite { row, col, value });
     }
 
     let groups = groups_per_row(cols as u64, config.group_size) as usize;
