@@ -27,8 +27,8 @@ use crate::render::{table, thousands};
 /// and dequantized weight, and report bytes against the 16,000,000-byte cap
 /// and bits per weight per tensor class.
 ///
-/// The default codec is brotli-10, which keeps the demo near a minute on two
-/// cores; --best uses brotli-11, as `pgq quantize` does by default (a few KB
+/// The default codec is brotli-10, which keeps the demo near 40 s on two
+/// idle cores; --best uses brotli-11, as `pgq quantize` does by default (a few KB
 /// smaller, twice the time).
 /// Exits 1 if the round trip differs or the artifact exceeds the cap.
 #[derive(Args, Debug)]
