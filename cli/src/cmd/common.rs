@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use pgq_format::{Compression, MetaValue, WriteOptions};
+use pgq_format::{write, Compression, MetaValue, Tensor, WriteOptions};
 use pgq_quantizer::{ClipMode, DefaultPolicy, Planner};
 
 use crate::exit::{CliError, CliResult};
@@ -123,15 +123,23 @@ impl CodecArgs {
     }
 }
 
-pub fn write_options(compression: Compression) -> WriteOptions {
-    WriteOptions {
+/// The artifact bytes of `tensors`, with the provenance of `planner`.
+pub fn encode_artifact(
+    tensors: &[Tensor],
+    planner: &dyn Planner,
+    compression: Compression,
+) -> CliResult<Vec<u8>> {
+    let options = WriteOptions {
         compression,
         ..WriteOptions::default()
-    }
+    };
+    write(tensors, &provenance(planner, compression), &options).map_err(|e| {
+        CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact"))
+    })
 }
 
 /// Provenance kept in the artifact: small, since every byte counts.
-pub fn provenance(planner: &dyn Planner, compression: Compression) -> BTreeMap<String, MetaValue> {
+fn provenance(planner: &dyn Planner, compression: Compression) -> BTreeMap<String, MetaValue> {
     let mut m = BTreeMap::new();
     m.insert(
         "pgq.producer".into(),

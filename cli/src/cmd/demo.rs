@@ -6,13 +6,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use pgq_format::{read, summarize, write, Compression, Kind, ReadOptions, Summary};
-use pgq_quantizer::{
-    code_entropy, quantize_model, status_quo_bytes, DefaultPolicy, DemoConfig, Planner,
-};
+use pgq_format::{read, summarize, Compression, Kind, ReadOptions, Summary};
+use pgq_quantizer::{code_entropy, quantize_model, status_quo_bytes, DefaultPolicy, DemoConfig};
 use serde::Serialize;
 
-use super::common::{progress_bar, provenance, write_options, CAP_BYTES};
+use super::common::{encode_artifact, progress_bar, CAP_BYTES};
 use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliError, CliResult, Malformed, CHECK_FAILED, OK};
 use crate::files::write_atomic;
@@ -208,12 +206,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         "compressing with {} on all cores",
         compression.describe()
     ));
-    let bytes = write(
-        &model.tensors,
-        &provenance(&policy as &dyn Planner, compression),
-        &write_options(compression),
-    )
-    .map_err(|e| CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact")))?;
+    let bytes = encode_artifact(&model.tensors, &policy, compression)?;
     bar.finish_and_clear();
     let pgq_path = args.out.join("demo.pgq");
     write_atomic(&pgq_path, &bytes)?;

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use pgq_format::{read_header, summarize, write, ReadOptions, Summary};
-use pgq_quantizer::{quantize_model, Planner, SourceTensor, TensorReport};
+use pgq_format::{read_header, summarize, ReadOptions, Summary};
+use pgq_quantizer::{quantize_model, SourceTensor, TensorReport};
 use serde::Serialize;
 
-use super::common::{progress_bar, provenance, write_options, CodecArgs, PolicyArgs, CAP_BYTES};
+use super::common::{encode_artifact, progress_bar, CodecArgs, PolicyArgs, CAP_BYTES};
 use crate::checkpoint;
 use crate::exit::{CliError, CliResult, Malformed, OK};
 use crate::files::write_atomic;
@@ -157,12 +157,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         )
     })?;
     bar.set_message(format!("compressing ({})", compression.describe()));
-    let bytes = write(
-        &model.tensors,
-        &provenance(&policy as &dyn Planner, compression),
-        &write_options(compression),
-    )
-    .map_err(|e| CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact")))?;
+    let bytes = encode_artifact(&model.tensors, &policy, compression)?;
     bar.finish_and_clear();
     write_atomic(&args.output, &bytes)?;
     let header = read_header(&bytes, &ReadOptions::default())
