@@ -1,4 +1,4 @@
-//! `cargo run --release -p pgq-bench -- [sizes|decode|all]`
+//! `cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]`
 //!
 //! Benchmarks measure, tests assert: nothing here fails on a number. Every
 //! figure is measured side by side in one run on the same data (the demo
@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use pgq_format::{read, write, Compression, ReadOptions, Tensor, WriteOptions};
-use pgq_quantizer::{code_entropy, quantize_model, status_quo_bytes, DefaultPolicy, DemoConfig};
+use pgq_quantizer::{
+    code_entropy, quantize_model, quantize_planned, status_quo_bytes, DefaultPolicy, DemoConfig,
+    DemoHessians, Recipe, SourceTensor, TensorPlan,
+};
 
 /// The encodings compared: brotli-11 (what submissions use), brotli-10
 /// (the demo's), zstd-19, raw. The decode benchmark skips brotli-11, which
@@ -159,11 +162,95 @@ fn decode(tensors: &[Tensor]) {
     }
 }
 
+/// The shipped recipes, timed on the demo model with its synthetic
+/// Hessians beside the default RTN policy, and GPTQ's output-space error
+/// against plain RTN's for every matrix.
+fn quantize(sources: &[SourceTensor]) {
+    let config = DemoConfig::default();
+    let (hessians, t_hessians) = timed(|| DemoHessians::generate(&config, 0).expect("hessians"));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "quantization time, demo model ({} parameters, {} tensors), {threads} threads; \
+         synthetic Hessians ({} distinct) generated in {:.1} s\n",
+        sources.iter().map(|s| s.values.len()).sum::<usize>(),
+        sources.len(),
+        hessians.distinct(),
+        t_hessians.as_secs_f64()
+    );
+    let (_, t_rtn) = timed(|| {
+        quantize_model(sources, &DefaultPolicy::default(), 0, None).expect("rtn");
+    });
+    println!("| plan | time | vs default RTN | matrices | GPTQ/search proxy < plain RTN | proxy ratio to RTN: min / median / max |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    println!(
+        "| default policy (RTN, no Hessians) | {:.2} s | 1.00x | | | |",
+        t_rtn.as_secs_f64()
+    );
+    let layout: Vec<(String, Vec<u64>)> = sources
+        .iter()
+        .map(|s| (s.name.clone(), s.shape.clone()))
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    for name in [
+        "default",
+        "sdclip-gptq",
+        "per-class-clip",
+        "groupwise-hessian",
+        "gptq-lite",
+        "recurrence-int8",
+    ] {
+        let recipe = Recipe::load(dir.join(format!("{name}.toml"))).expect("recipe");
+        let plans: Vec<TensorPlan> = recipe
+            .plan_all(&layout)
+            .expect("the recipe covers the demo model")
+            .iter()
+            .map(|(_, plan)| plan.to_tensor_plan())
+            .collect();
+        let (model, time) =
+            timed(|| quantize_planned(sources, &plans, &hessians, 0, None).expect("quantize"));
+        let mut ratios: Vec<f64> = model
+            .reports
+            .iter()
+            .filter_map(|r| {
+                let baseline = r.rtn.as_ref()?.hessian_error?;
+                Some(r.hessian_error? / baseline)
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let below = ratios.iter().filter(|&&r| r < 1.0).count();
+        let spread = match (ratios.first(), ratios.last()) {
+            (Some(min), Some(max)) => {
+                format!("{min:.3} / {:.3} / {max:.3}", ratios[ratios.len() / 2])
+            }
+            _ => "(plain RTN only)".into(),
+        };
+        println!(
+            "| recipes/{name}.toml | {:.2} s | {:.2}x | {} | {below} of {} | {spread} |",
+            time.as_secs_f64(),
+            time.as_secs_f64() / t_rtn.as_secs_f64(),
+            ratios.len(),
+            ratios.len(),
+        );
+    }
+    println!(
+        "\nproxy = tr(E H E^T) / tr(W H W^T), E = W - Q; each recipe's time includes its \
+         plain-RTN comparison and both proxies (one extra RTN pass and three H products per matrix)."
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(what.as_str(), "sizes" | "decode" | "all") {
-        eprintln!("usage: cargo run --release -p pgq-bench -- [sizes|decode|all]");
+    if !matches!(what.as_str(), "sizes" | "decode" | "quantize" | "all") {
+        eprintln!("usage: cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]");
         std::process::exit(3);
+    }
+    if what == "quantize" || what == "all" {
+        let sources = DemoConfig::default().generate(0).expect("demo model");
+        quantize(&sources);
+        println!();
+        if what == "quantize" {
+            return;
+        }
     }
     let tensors = model();
     if what == "sizes" || what == "all" {

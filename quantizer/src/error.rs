@@ -12,6 +12,10 @@ pub enum ConfigError {
     Bits(u8),
     #[error("SDClip k = {0} must be finite and greater than 0")]
     ClipK(f32),
+    #[error("a clip search needs 1 to 64 candidate percentiles, not {0}")]
+    CandidateCount(usize),
+    #[error("clip percentile {0} is outside (0, 1]")]
+    Percentile(f32),
 }
 
 /// Why a matrix could not be quantized.
@@ -36,6 +40,10 @@ pub enum RtnError {
         group: usize,
         scale: f32,
     },
+    #[error("a Hessian-weighted clip search needs the tensor's Hessian")]
+    NeedsHessian,
+    #[error("{weights} column weights given for {cols} columns")]
+    WeightCount { weights: usize, cols: usize },
 }
 
 /// Why a checkpoint could not be quantized.
@@ -43,6 +51,23 @@ pub enum RtnError {
 pub enum QuantizeError {
     #[error("tensor `{tensor}`: {error}")]
     Rtn { tensor: String, error: RtnError },
+    #[error("tensor `{tensor}`: GPTQ: {error}")]
+    Gptq { tensor: String, error: GptqError },
+    #[error("tensor `{tensor}`: Hessian: {error}")]
+    Hessian { tensor: String, error: GptqError },
+    #[error("tensor `{tensor}`: `{method}` needs the tensor's Hessian, and none was given")]
+    MissingHessian { tensor: String, method: String },
+    #[error(
+        "tensor `{tensor}`: its Hessian holds {len} values, but its {cols} columns need \
+         {cols}x{cols} (the Hessian is over the inputs: the last dimension)"
+    )]
+    HessianShape {
+        tensor: String,
+        len: usize,
+        cols: usize,
+    },
+    #[error("{plans} plans given for {tensors} tensors")]
+    PlanCount { plans: usize, tensors: usize },
     #[error(
         "tensor `{tensor}`: shape {shape:?} holds {} elements but {actual} values were given",
         match .expected { Some(n) => n.to_string(), None => "more than 2^64".into() }

@@ -38,7 +38,8 @@ use crate::error::GptqError;
 use crate::linalg;
 use crate::parallel::{map_largest_first, worker_count};
 use crate::rtn::QuantizedMatrix;
-use crate::scale::{clip_value, code_max, first_non_finite, fp16_scale, quantize_value, Clip};
+use crate::scale::{code_max, first_non_finite, fp16_scale, quantize_value};
+use crate::search::{choose_scales, ClipChoice, ScaleError};
 
 /// How many dampings are tried: `damp`, `10 damp`, ... `10^5 damp`.
 pub const MAX_DAMP_ATTEMPTS: u32 = 6;
@@ -58,14 +59,16 @@ pub fn next_damp(damp: f64) -> f64 {
 const TILE_ROWS: usize = 64;
 
 /// Settings of one GPTQ run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GptqConfig {
     /// Code width, 2..=8.
     pub bits: u8,
     /// Columns per scale group (in the original column order); 0 = one
     /// scale per row.
     pub group_size: u32,
-    pub clip: Clip,
+    /// How each scale's clip is chosen, before the sweep (a percentile
+    /// search with the Hessian objective weighs columns by `H_jj`).
+    pub clip: ClipChoice,
     /// Relative damping: `damp * mean(diag H)` is added to the diagonal.
     pub damp: f64,
     /// Visit columns by decreasing `H_jj`.
@@ -83,7 +86,7 @@ impl Default for GptqConfig {
         GptqConfig {
             bits: 6,
             group_size: 0,
-            clip: Clip::SdClip { k: 12.85 },
+            clip: ClipChoice::SdClip { k: 12.85 },
             damp: 0.01,
             act_order: true,
             block_size: 128,
@@ -134,6 +137,9 @@ pub struct GptqResult {
     /// `tr(E H E^T) / tr(W H W^T)` with `E = W - Q`, over the original,
     /// undamped Hessian: the share of the layer's output energy lost.
     pub hessian_error: f64,
+    /// For a percentile clip search, the candidate each scale uses (same
+    /// order as `scales`); empty otherwise.
+    pub clip_choices: Vec<u8>,
 }
 
 impl GptqResult {
@@ -155,26 +161,43 @@ pub fn quantize_gptq(
     hessian: &[f32],
     config: &GptqConfig,
 ) -> Result<GptqResult, GptqError> {
+    run(values, rows, cols, hessian, config, true)
+}
+
+/// [`quantize_gptq`]; `hessian_error` is left at NaN unless `measure`
+/// (callers that compare several methods measure them together with
+/// [`hessian_errors`]).
+pub(crate) fn run(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    hessian: &[f32],
+    config: &GptqConfig,
+    measure: bool,
+) -> Result<GptqResult, GptqError> {
     let prepared = prepare(values, rows, cols, hessian, config, ScaleGroups::Static)?;
     let threads = worker_count(config.threads);
     let (codes, _) = sweep(&prepared, values, threads, false);
-    let hessian_error = if rows == 0 || cols == 0 {
+    let hessian_error = if !measure {
+        f64::NAN
+    } else if rows == 0 || cols == 0 {
         0.0
     } else {
         let scales = &prepared.scales_f32;
         let groups = prepared.groups;
         let width = prepared.group_width;
-        let (num, den) = hessian_terms(rows, cols, &prepared.h, threads, |row, e, w| {
+        let sums = hessian_terms(rows, cols, &prepared.h, threads, 2, |row, slots| {
             let src = &values[row * cols..(row + 1) * cols];
             let row_codes = &codes[row * cols..(row + 1) * cols];
             let row_scales = &scales[row * groups..(row + 1) * groups];
+            let (w, e) = slots.split_at_mut(cols);
             for c in 0..cols {
                 let x = f64::from(src[c]);
                 w[c] = x;
                 e[c] = x - f64::from(row_codes[c]) * f64::from(row_scales[c / width]);
             }
         });
-        relative(num, den)
+        relative(sums[1], sums[0])
     };
     Ok(GptqResult {
         codes,
@@ -182,6 +205,7 @@ pub fn quantize_gptq(
         damp_used: prepared.damp_used,
         damp_attempts: prepared.damp_attempts,
         hessian_error,
+        clip_choices: prepared.clip_choices,
     })
 }
 
@@ -195,22 +219,53 @@ pub fn hessian_error(
     cols: usize,
     hessian: &[f32],
 ) -> Result<f64, GptqError> {
-    for v in [original, dequantized] {
+    hessian_errors(original, &[dequantized], rows, cols, hessian, 0).map(|errors| errors[0])
+}
+
+/// [`hessian_error`] of several approximations of one matrix, in one pass
+/// that computes `tr(W H W^T)` once, on `threads` workers (0 = one per
+/// core).
+pub fn hessian_errors(
+    original: &[f32],
+    approximations: &[&[f32]],
+    rows: usize,
+    cols: usize,
+    hessian: &[f32],
+    threads: usize,
+) -> Result<Vec<f64>, GptqError> {
+    check_matrix(original, rows, cols)?;
+    for v in approximations {
         check_matrix(v, rows, cols)?;
     }
     let h = symmetric_hessian(hessian, cols)?;
-    let (num, den) = hessian_terms(rows, cols, &h, worker_count(0), |row, e, w| {
-        let range = row * cols..(row + 1) * cols;
-        for ((e, w), (&x, &q)) in e
-            .iter_mut()
-            .zip(w.iter_mut())
-            .zip(original[range.clone()].iter().zip(&dequantized[range]))
-        {
-            *w = f64::from(x);
-            *e = f64::from(x) - f64::from(q);
-        }
-    });
-    Ok(relative(num, den))
+    let stack = 1 + approximations.len();
+    let sums = hessian_terms(
+        rows,
+        cols,
+        &h,
+        worker_count(threads),
+        stack,
+        |row, slots| {
+            let range = row * cols..(row + 1) * cols;
+            let (w, errors) = slots.split_at_mut(cols);
+            for (slot, &x) in w.iter_mut().zip(&original[range.clone()]) {
+                *slot = f64::from(x);
+            }
+            for (e, approx) in errors.chunks_exact_mut(cols).zip(approximations) {
+                for ((slot, &x), &q) in e
+                    .iter_mut()
+                    .zip(&original[range.clone()])
+                    .zip(&approx[range.clone()])
+                {
+                    *slot = f64::from(x) - f64::from(q);
+                }
+            }
+        },
+    );
+    Ok(sums[1..]
+        .iter()
+        .map(|&num| relative(num, sums[0]))
+        .collect())
 }
 
 fn relative(num: f64, den: f64) -> f64 {
@@ -257,6 +312,7 @@ struct Prepared {
     h: Vec<f64>,
     damp_used: f64,
     damp_attempts: u32,
+    clip_choices: Vec<u8>,
 }
 
 fn check_matrix(values: &[f32], rows: usize, cols: usize) -> Result<(), GptqError> {
@@ -332,42 +388,47 @@ fn prepare(
         perm.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]));
     }
 
-    // 2. Scales, from the weights the sweep starts from.
+    let mut clip_choices = Vec::new();
+    // 2. Scales, from the weights the sweep starts from: the original
+    // values with dead columns zeroed. Static groups read original columns;
+    // the bug variant reads sweep positions.
     let groups = groups_per_row(n as u64, config.group_size) as usize;
     let group_width = match config.group_size {
         0 => n.max(1),
         g => g as usize,
     };
-    let mut scales = Vec::with_capacity(rows.saturating_mul(groups));
-    let mut row_buf = vec![0.0f32; n];
-    for row in 0..rows {
+    let column = |pos: usize| match groups_from {
+        ScaleGroups::Static => pos,
+        #[cfg(test)]
+        ScaleGroups::PermutedBug => perm[pos],
+    };
+    let mut start = vec![0.0f32; rows * n];
+    for (row, dst) in start.chunks_exact_mut(n.max(1)).enumerate().take(rows) {
         let src = &values[row * n..(row + 1) * n];
-        for (pos, slot) in row_buf.iter_mut().enumerate() {
-            // Static groups read original columns; the bug variant reads
-            // sweep positions.
-            let col = match groups_from {
-                ScaleGroups::Static => pos,
-                #[cfg(test)]
-                ScaleGroups::PermutedBug => perm[pos],
-            };
+        for (pos, slot) in dst.iter_mut().enumerate() {
+            let col = column(pos);
             *slot = if dead[col] { 0.0 } else { src[col] };
         }
-        if n == 0 {
-            // No values, but per-row layouts still store one scale per row.
-            let floor = fp16_scale(0.0, qmax).unwrap_or(f16::MIN_POSITIVE_SUBNORMAL);
-            scales.extend(std::iter::repeat_n(floor, groups));
-            continue;
-        }
-        for (group, chunk) in row_buf.chunks(group_width).enumerate() {
-            let clip = clip_value(chunk, config.clip);
-            let scale = fp16_scale(clip, qmax).ok_or(GptqError::ScaleOverflow {
-                row,
-                group,
-                scale: clip / f32::from(qmax),
-            })?;
-            scales.push(scale);
-        }
     }
+    // The Hessian objective weighs column j by the undamped H_jj (0 for
+    // dead columns, whose values are zero anyway).
+    let weights: Vec<f64> = (0..n).map(|pos| h[column(pos) * n + column(pos)]).collect();
+    let scales = if n == 0 {
+        // No values, but per-row layouts still store one scale per row.
+        let floor = fp16_scale(0.0, qmax).unwrap_or(f16::MIN_POSITIVE_SUBNORMAL);
+        vec![floor; rows * groups]
+    } else {
+        let chosen = choose_scales(&start, n, group_width, qmax, &config.clip, Some(&weights))
+            .map_err(|e| match e {
+                ScaleError::Overflow { row, group, scale } => {
+                    GptqError::ScaleOverflow { row, group, scale }
+                }
+                // Unreachable: the weights are given.
+                ScaleError::NeedsHessian => GptqError::HessianShape { len: 0, cols: n },
+            })?;
+        clip_choices = chosen.choices;
+        chosen.scales
+    };
     let scales_f32: Vec<f32> = scales.iter().map(|s| s.to_f32()).collect();
     let scale_index: Vec<usize> = (0..n)
         .map(|pos| match groups_from {
@@ -429,6 +490,7 @@ fn prepare(
         h,
         damp_used: damp,
         damp_attempts: attempts,
+        clip_choices,
     })
 }
 
@@ -523,14 +585,23 @@ fn sweep_tile(
     (codes, committed)
 }
 
-/// `(tr(E H E^T), tr(W H W^T))` where `fill(row, e, w)` writes row `row` of
-/// `E` and `W`; tiles of rows in parallel, summed in tile order.
-fn hessian_terms<F>(rows: usize, cols: usize, h: &[f64], threads: usize, fill: F) -> (f64, f64)
+/// `tr(S_k H S_k^T)` for `stack` matrices `S_0 .. S_{stack-1}`, where
+/// `fill(row, slots)` writes row `row` of each into
+/// `slots[k * cols..(k + 1) * cols]`; tiles of rows in parallel, summed in
+/// tile order (so the result does not depend on the thread count).
+fn hessian_terms<F>(
+    rows: usize,
+    cols: usize,
+    h: &[f64],
+    threads: usize,
+    stack: usize,
+    fill: F,
+) -> Vec<f64>
 where
-    F: Fn(usize, &mut [f64], &mut [f64]) + Sync,
+    F: Fn(usize, &mut [f64]) + Sync,
 {
     if rows == 0 || cols == 0 {
-        return (0.0, 0.0);
+        return vec![0.0; stack];
     }
     let tiles: Vec<usize> = (0..rows).step_by(TILE_ROWS).collect();
     let hm = MatRef::from_row_major_slice(h, cols, cols);
@@ -540,52 +611,50 @@ where
         |_| 1,
         |&r0| {
             let tr = (r0 + TILE_ROWS).min(rows) - r0;
-            // Rows 0..tr: E; rows tr..2tr: W.
-            let mut stacked = vec![0.0f64; 2 * tr * cols];
-            {
-                let (e, w) = stacked.split_at_mut(tr * cols);
-                for r in 0..tr {
-                    fill(
-                        r0 + r,
-                        &mut e[r * cols..(r + 1) * cols],
-                        &mut w[r * cols..(r + 1) * cols],
-                    );
-                }
+            // Column r * stack + k of the column-major `stacked` is row r of
+            // S_k.
+            let mut stacked = vec![0.0f64; stack * tr * cols];
+            for (r, slots) in stacked.chunks_exact_mut(stack * cols).enumerate() {
+                fill(r0 + r, slots);
             }
-            // (S H)^T = H S^T (H symmetric), column-major: column r of the
-            // product is row r of S H, contiguous like row r of S.
-            let st = MatRef::from_column_major_slice(&stacked, cols, 2 * tr);
-            let mut product = vec![0.0f64; 2 * tr * cols];
+            // (S H)^T = H S^T (H symmetric): column j of the product is row
+            // j of S H, contiguous like row j of S.
+            let st = MatRef::from_column_major_slice(&stacked, cols, stack * tr);
+            let mut product = vec![0.0f64; stack * tr * cols];
             faer::linalg::matmul::matmul(
-                MatMut::from_column_major_slice_mut(&mut product, cols, 2 * tr),
+                MatMut::from_column_major_slice_mut(&mut product, cols, stack * tr),
                 faer::Accum::Replace,
                 hm,
                 st,
                 1.0,
                 Par::Seq,
             );
-            let mut sums = [0.0f64; 2];
-            for (k, sum) in sums.iter_mut().enumerate() {
-                let range = k * tr * cols..(k + 1) * tr * cols;
-                *sum = product[range.clone()]
-                    .iter()
-                    .zip(&stacked[range])
-                    .map(|(a, b)| a * b)
-                    .sum();
+            let mut sums = vec![0.0f64; stack];
+            for (j, (p, x)) in product
+                .chunks_exact(cols)
+                .zip(stacked.chunks_exact(cols))
+                .enumerate()
+            {
+                sums[j % stack] += p.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
             }
-            (sums[0], sums[1])
+            sums
         },
         |_, _| {},
     );
-    parts
-        .into_iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y))
+    let mut total = vec![0.0f64; stack];
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rtn::{quantize_rtn, RtnConfig};
+    use crate::scale::Clip;
     use pgq_format::dequantize_codes;
 
     /// Deterministic pseudo-random numbers (SplitMix64) for test inputs.
@@ -644,7 +713,7 @@ mod tests {
         GptqConfig {
             bits,
             group_size,
-            clip,
+            clip: clip.into(),
             act_order,
             block_size: 16,
             ..GptqConfig::default()
@@ -845,9 +914,39 @@ mod tests {
         let w = weights(rows, cols, 9);
         let h = correlated_hessian(cols, 160, &[3], 10);
         let base = config(6, 8, Clip::SdClip { k: 12.85 }, true);
-        let one = quantize_gptq(&w, rows, cols, &h, &GptqConfig { threads: 1, ..base }).unwrap();
-        let two = quantize_gptq(&w, rows, cols, &h, &GptqConfig { threads: 2, ..base }).unwrap();
-        let four = quantize_gptq(&w, rows, cols, &h, &GptqConfig { threads: 4, ..base }).unwrap();
+        let one = quantize_gptq(
+            &w,
+            rows,
+            cols,
+            &h,
+            &GptqConfig {
+                threads: 1,
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        let two = quantize_gptq(
+            &w,
+            rows,
+            cols,
+            &h,
+            &GptqConfig {
+                threads: 2,
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        let four = quantize_gptq(
+            &w,
+            rows,
+            cols,
+            &h,
+            &GptqConfig {
+                threads: 4,
+                ..base.clone()
+            },
+        )
+        .unwrap();
         assert_eq!(one, two);
         assert_eq!(one, four);
         // Block size only changes the order of the same updates: codes agree
@@ -860,7 +959,7 @@ mod tests {
                 &h,
                 &GptqConfig {
                     block_size: block,
-                    ..base
+                    ..base.clone()
                 },
             )
             .unwrap();
@@ -915,10 +1014,16 @@ mod tests {
             })
         ));
         for bad in [
-            GptqConfig { bits: 9, ..cfg },
-            GptqConfig { bits: 1, ..cfg },
             GptqConfig {
-                clip: Clip::SdClip { k: -1.0 },
+                bits: 9,
+                ..cfg.clone()
+            },
+            GptqConfig {
+                bits: 1,
+                ..cfg.clone()
+            },
+            GptqConfig {
+                clip: Clip::SdClip { k: -1.0 }.into(),
                 ..cfg
             },
         ] {
@@ -935,14 +1040,23 @@ mod tests {
                 &h1,
                 &GptqConfig {
                     block_size: 0,
-                    ..cfg
+                    ..cfg.clone()
                 }
             ),
             Err(GptqError::BlockSize)
         );
         for damp in [-0.1, f64::NAN, f64::INFINITY] {
             assert!(matches!(
-                quantize_gptq(&[1.0], 1, 1, &h1, &GptqConfig { damp, ..cfg }),
+                quantize_gptq(
+                    &[1.0],
+                    1,
+                    1,
+                    &h1,
+                    &GptqConfig {
+                        damp,
+                        ..cfg.clone()
+                    }
+                ),
                 Err(GptqError::Damp(_))
             ));
         }

@@ -46,19 +46,24 @@ pub mod recipe;
 mod rng;
 pub mod rtn;
 pub mod scale;
+pub mod search;
 pub mod statusquo;
+pub mod synthetic;
 
 pub use demo::DemoConfig;
 pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
 pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
-pub use gptq::{hessian_error, quantize_gptq, GptqConfig, GptqResult};
+pub use gptq::{hessian_error, hessian_errors, quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
-    quantize_model, quantize_tensor, Progress, QuantizedModel, SourceTensor, TensorReport,
+    quantize_model, quantize_planned, quantize_tensor, Baseline, HessianSource, NoHessians,
+    Progress, QuantizedModel, SourceTensor, TensorReport,
 };
 pub use parallel::worker_count;
-pub use policy::{ClipMode, DefaultPolicy, Planner, TensorPlan};
-pub use recipe::{ClipChoice, Method, Objective, Recipe, RecipeError, RulePlan};
-pub use rtn::{quantize_rtn, QuantizedMatrix, RtnConfig};
+pub use policy::{ClipMode, DefaultPolicy, MatrixPlan, Method, Planner, TensorPlan};
+pub use recipe::{Recipe, RecipeError, RulePlan};
+pub use rtn::{quantize_rtn, quantize_rtn_with, QuantizedMatrix, RtnConfig};
 pub use scale::{Clip, SCALE_FLOOR};
+pub use search::{ChosenScales, ClipChoice, Objective, Scope};
 pub use statusquo::{byte_shuffle, status_quo_bytes, status_quo_stream};
+pub use synthetic::{synthetic_hessian, DemoHessians};

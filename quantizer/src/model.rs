@@ -1,16 +1,21 @@
 //! Quantizing a whole checkpoint: plan each tensor, quantize the tensors in
-//! parallel, and measure each against its source values.
+//! parallel, and measure each against its source values, beside plain RTN
+//! and, given the tensor's Hessian, in output space.
+
+use std::collections::BTreeMap;
 
 use half::f16;
 use pgq_format::types::rows_cols;
-use pgq_format::{Tensor, TensorData};
-use serde::Serialize;
+use pgq_format::{dequantize_codes, Tensor, TensorData};
+use serde::{Serialize, Serializer};
 
 use crate::error::QuantizeError;
-use crate::fidelity::{compare, finite_or_null};
-use crate::parallel::map_largest_first;
-use crate::policy::{Planner, TensorPlan};
-use crate::rtn::{quantize_rtn, RtnConfig};
+use crate::fidelity::{compare, finite_or_null, Fidelity};
+use crate::gptq::{self, hessian_errors, GptqConfig};
+use crate::parallel::{map_largest_first, worker_count};
+use crate::policy::{MatrixPlan, Method, Planner, TensorPlan};
+use crate::rtn::{quantize_rtn, quantize_rtn_with};
+use crate::search::ClipChoice;
 
 /// A source tensor as f32 values (callers widen f16/bf16 checkpoints).
 #[derive(Debug, Clone, PartialEq)]
@@ -31,12 +36,48 @@ impl From<(String, Vec<u64>, Vec<f32>)> for SourceTensor {
     }
 }
 
+/// Hessians by tensor name: `H = X^T X / n` of the inputs of the tensor's
+/// matrix view (`cols x cols`, row-major f32).
+pub trait HessianSource: Sync {
+    fn hessian(&self, name: &str) -> Option<&[f32]>;
+}
+
+impl HessianSource for BTreeMap<String, Vec<f32>> {
+    fn hessian(&self, name: &str) -> Option<&[f32]> {
+        self.get(name).map(Vec::as_slice)
+    }
+}
+
+/// No Hessians: RTN plans only, and no output-space figures.
+pub struct NoHessians;
+
+impl HessianSource for NoHessians {
+    fn hessian(&self, _: &str) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// The same tensor quantized by plain RTN, for comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    /// e.g. `rtn-sdclip k=12.85 int6`.
+    pub method: String,
+    #[serde(serialize_with = "finite_or_null")]
+    pub rel_rmse: f64,
+    #[serde(serialize_with = "finite_or_null")]
+    pub snr_db: f64,
+    /// Output-space proxy, with a Hessian.
+    #[serde(serialize_with = "option_finite_or_null")]
+    pub hessian_error: Option<f64>,
+}
+
 /// What happened to one tensor, measured on what decoders will produce.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TensorReport {
     pub name: String,
     pub shape: Vec<u64>,
-    /// e.g. `rtn-sdclip k=12.85 int6` or `keep-f16`.
+    /// e.g. `rtn-sdclip k=12.85 int6`, `gptq-sdclip k=12.85 int6` or
+    /// `keep-f16`.
     pub method: String,
     pub params: u64,
     /// `||W - Q|| / ||W||`; null in JSON when infinite.
@@ -46,6 +87,32 @@ pub struct TensorReport {
     /// `10 log10(||W||^2 / ||W - Q||^2)`; null in JSON when exact (infinite).
     #[serde(serialize_with = "finite_or_null")]
     pub snr_db: f64,
+    /// `tr(E H E^T) / tr(W H W^T)`, `E = W - Q`: the share of the layer's
+    /// output energy lost. Only for quantized tensors given a Hessian.
+    #[serde(serialize_with = "option_finite_or_null")]
+    pub hessian_error: Option<f64>,
+    /// Plain RTN at the same width and groups ([`MatrixPlan::rtn_baseline`]);
+    /// absent when the plan is plain RTN or keep.
+    pub rtn: Option<Baseline>,
+    /// GPTQ only: the relative damping the factorization succeeded with and
+    /// how many were tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damp_used: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damp_attempts: Option<u32>,
+    /// Percentile search only: how many scales chose each candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_choices: Option<Vec<u64>>,
+}
+
+fn option_finite_or_null<S: Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) if v.is_finite() => serializer.serialize_some(v),
+        _ => serializer.serialize_none(),
+    }
 }
 
 /// The tensors ready for `pgq_format::write`, in input order, with one report
@@ -63,25 +130,53 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize, &str) + Sync);
 /// The method label of kept tensors.
 pub const KEEP_METHOD: &str = "keep-f16";
 
-/// Quantizes every tensor of `sources` as `planner` decides, on `threads`
-/// workers (0 = one per core). Output order is input order whatever the
-/// thread count; the first failing tensor in input order is reported.
+/// Quantizes every tensor of `sources` as `planner` decides, without
+/// Hessians (so `planner` must not ask for GPTQ), on `threads` workers
+/// (0 = one per core). See [`quantize_planned`].
 pub fn quantize_model(
     sources: &[SourceTensor],
     planner: &dyn Planner,
     threads: usize,
     progress: Option<Progress<'_>>,
 ) -> Result<QuantizedModel, QuantizeError> {
-    let jobs: Vec<(&SourceTensor, TensorPlan)> = sources
+    let plans: Vec<TensorPlan> = sources
         .iter()
-        .map(|source| (source, planner.plan(&source.name, &source.shape)))
+        .map(|source| planner.plan(&source.name, &source.shape))
         .collect();
+    quantize_planned(sources, &plans, &NoHessians, threads, progress)
+}
+
+/// Quantizes `sources[i]` as `plans[i]` says, with the Hessians the plans
+/// need (and, where given, output-space figures for every quantized
+/// tensor), on `threads` workers (0 = one per core). Output order is input
+/// order and the bytes are the same whatever the thread count; the first
+/// failing tensor in input order is reported.
+pub fn quantize_planned(
+    sources: &[SourceTensor],
+    plans: &[TensorPlan],
+    hessians: &dyn HessianSource,
+    threads: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<QuantizedModel, QuantizeError> {
+    if plans.len() != sources.len() {
+        return Err(QuantizeError::PlanCount {
+            plans: plans.len(),
+            tensors: sources.len(),
+        });
+    }
+    let jobs: Vec<(&SourceTensor, &TensorPlan)> = sources.iter().zip(plans).collect();
     let total = jobs.len();
+    let workers = worker_count(threads);
+    // Tensors run in parallel; a tensor's own work (GPTQ row tiles, the
+    // Hessian products) gets all workers only when there are too few
+    // tensors to keep them busy.
+    let busy = plans.iter().filter(|p| **p != TensorPlan::Keep).count();
+    let inner = if busy >= workers { 1 } else { workers };
     let results = map_largest_first(
         &jobs,
-        threads,
+        workers,
         |(source, _)| source.values.len() as u64,
-        |&(source, plan)| quantize_tensor(source, plan),
+        |&(source, plan)| quantize_one(source, plan, hessians.hessian(&source.name), inner),
         |done, index| {
             if let (Some(report), Some((source, _))) = (progress, jobs.get(index)) {
                 report(done, total, &source.name);
@@ -101,32 +196,58 @@ pub fn quantize_model(
     Ok(model)
 }
 
-/// Quantizes or keeps one tensor and measures the result.
+/// Quantizes or keeps one tensor and measures the result, without a
+/// Hessian (see [`quantize_planned`] for GPTQ).
 pub fn quantize_tensor(
     source: &SourceTensor,
-    plan: TensorPlan,
+    plan: &TensorPlan,
+) -> Result<(Tensor, TensorReport), QuantizeError> {
+    quantize_one(source, plan, None, 1)
+}
+
+fn quantize_one(
+    source: &SourceTensor,
+    plan: &TensorPlan,
+    hessian: Option<&[f32]>,
+    threads: usize,
 ) -> Result<(Tensor, TensorReport), QuantizeError> {
     check_element_count(source)?;
-    let (data, method) = match plan {
-        TensorPlan::Keep => (keep_f16(source)?, KEEP_METHOD.to_string()),
-        TensorPlan::Quantize(config) => (quantize_matrix(source, &config)?, config.describe()),
+    let mut report = TensorReport {
+        name: source.name.clone(),
+        shape: source.shape.clone(),
+        method: KEEP_METHOD.to_string(),
+        params: source.values.len() as u64,
+        rel_rmse: 0.0,
+        max_abs_err: 0.0,
+        snr_db: f64::INFINITY,
+        hessian_error: None,
+        rtn: None,
+        damp_used: None,
+        damp_attempts: None,
+        clip_choices: None,
+    };
+    let data = match plan {
+        TensorPlan::Keep => keep_f16(source)?,
+        TensorPlan::Quantize(plan) => {
+            report.method = plan.describe();
+            quantize_matrix(source, plan, hessian, threads, &mut report)?
+        }
     };
     let tensor = Tensor {
         name: source.name.clone(),
         shape: source.shape.clone(),
         data,
     };
-    let fidelity = compare(&source.values, &tensor.dequantize());
-    let report = TensorReport {
-        name: source.name.clone(),
-        shape: source.shape.clone(),
-        method,
-        params: source.values.len() as u64,
-        rel_rmse: fidelity.rel_rmse,
-        max_abs_err: fidelity.max_abs_err,
-        snr_db: fidelity.snr_db,
-    };
+    if matches!(plan, TensorPlan::Keep) {
+        set_fidelity(&mut report, compare(&source.values, &tensor.dequantize()));
+    }
     Ok((tensor, report))
+}
+
+fn set_fidelity(report: &mut TensorReport, fidelity: Fidelity) {
+    report.rel_rmse = fidelity.rel_rmse;
+    report.max_abs_err = fidelity.max_abs_err;
+    report.snr_db = fidelity.snr_db;
 }
 
 fn check_element_count(source: &SourceTensor) -> Result<(), QuantizeError> {
@@ -161,28 +282,147 @@ fn keep_f16(source: &SourceTensor) -> Result<TensorData, QuantizeError> {
     Ok(TensorData::F16(halves))
 }
 
-fn quantize_matrix(source: &SourceTensor, config: &RtnConfig) -> Result<TensorData, QuantizeError> {
+/// Quantizes `source` as `plan` says, fills the report's measurements and
+/// returns the stored data.
+fn quantize_matrix(
+    source: &SourceTensor,
+    plan: &MatrixPlan,
+    hessian: Option<&[f32]>,
+    threads: usize,
+    report: &mut TensorReport,
+) -> Result<TensorData, QuantizeError> {
+    let tensor = || source.name.clone();
     // The element count matches, so rows and cols fit usize unless a zero
     // dimension hides a huge one.
     let (rows, cols) = rows_cols(&source.shape);
     let shape_error = || QuantizeError::ShapeMismatch {
-        tensor: source.name.clone(),
+        tensor: tensor(),
         shape: source.shape.clone(),
         expected: rows.checked_mul(cols),
         actual: source.values.len(),
     };
     let rows = usize::try_from(rows).map_err(|_| shape_error())?;
     let cols = usize::try_from(cols).map_err(|_| shape_error())?;
-    let matrix =
-        quantize_rtn(&source.values, rows, cols, config).map_err(|error| QuantizeError::Rtn {
-            tensor: source.name.clone(),
-            error,
-        })?;
+    if let Some(h) = hessian {
+        if cols.checked_mul(cols) != Some(h.len()) {
+            return Err(QuantizeError::HessianShape {
+                tensor: tensor(),
+                len: h.len(),
+                cols,
+            });
+        }
+    }
+    if plan.needs_hessian() && hessian.is_none() {
+        return Err(QuantizeError::MissingHessian {
+            tensor: tensor(),
+            method: plan.describe(),
+        });
+    }
+    let diagonal: Option<Vec<f64>> =
+        hessian.map(|h| (0..cols).map(|j| f64::from(h[j * cols + j])).collect());
+
+    let (codes, scales, choices) = match (plan.method, hessian) {
+        (
+            Method::Gptq {
+                act_order,
+                damp,
+                block_size,
+            },
+            Some(h),
+        ) => {
+            let config = GptqConfig {
+                bits: plan.bits,
+                group_size: plan.group_size,
+                clip: plan.clip.clone(),
+                damp: f64::from(damp),
+                act_order,
+                block_size: block_size as usize,
+                threads,
+            };
+            let result =
+                gptq::run(&source.values, rows, cols, h, &config, false).map_err(|error| {
+                    QuantizeError::Gptq {
+                        tensor: tensor(),
+                        error,
+                    }
+                })?;
+            report.damp_used = Some(result.damp_used);
+            report.damp_attempts = Some(result.damp_attempts);
+            (result.codes, result.scales, result.clip_choices)
+        }
+        _ => {
+            let (matrix, chosen) = quantize_rtn_with(
+                &source.values,
+                rows,
+                cols,
+                plan.bits,
+                plan.group_size,
+                &plan.clip,
+                diagonal.as_deref(),
+            )
+            .map_err(|error| QuantizeError::Rtn {
+                tensor: tensor(),
+                error,
+            })?;
+            (matrix.codes, matrix.scales, chosen.choices)
+        }
+    };
+    if let ClipChoice::Percentiles { list, .. } = &plan.clip {
+        let mut counts = vec![0u64; list.len()];
+        for &c in &choices {
+            if let Some(slot) = counts.get_mut(usize::from(c)) {
+                *slot += 1;
+            }
+        }
+        report.clip_choices = Some(counts);
+    }
+    let dequantized = dequantize_codes(&codes, &scales, cols, plan.group_size);
+    set_fidelity(report, compare(&source.values, &dequantized));
+
+    let baseline = match plan.rtn_baseline() {
+        None => None,
+        Some(config) => {
+            let matrix = quantize_rtn(&source.values, rows, cols, &config).map_err(|error| {
+                QuantizeError::Rtn {
+                    tensor: tensor(),
+                    error,
+                }
+            })?;
+            let values = dequantize_codes(&matrix.codes, &matrix.scales, cols, config.group_size);
+            Some((config.describe(), values))
+        }
+    };
+    // Output-space errors: [chosen, baseline], measured in one pass.
+    let errors = match hessian {
+        None => Vec::new(),
+        Some(h) => {
+            let mut approximations: Vec<&[f32]> = vec![&dequantized];
+            if let Some((_, values)) = &baseline {
+                approximations.push(values);
+            }
+            hessian_errors(&source.values, &approximations, rows, cols, h, threads).map_err(
+                |error| QuantizeError::Hessian {
+                    tensor: tensor(),
+                    error,
+                },
+            )?
+        }
+    };
+    report.hessian_error = errors.first().copied();
+    report.rtn = baseline.map(|(method, values)| {
+        let fidelity = compare(&source.values, &values);
+        Baseline {
+            method,
+            rel_rmse: fidelity.rel_rmse,
+            snr_db: fidelity.snr_db,
+            hessian_error: errors.get(1).copied(),
+        }
+    });
     Ok(TensorData::Quantized {
-        bits: config.bits,
-        group_size: config.group_size,
-        codes: matrix.codes,
-        scales: matrix.scales,
+        bits: plan.bits,
+        group_size: plan.group_size,
+        codes,
+        scales,
     })
 }
 
@@ -190,6 +430,7 @@ fn quantize_matrix(source: &SourceTensor, config: &RtnConfig) -> Result<TensorDa
 mod tests {
     use super::*;
     use crate::policy::DefaultPolicy;
+    use crate::rtn::RtnConfig;
     use crate::scale::Clip;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -338,7 +579,7 @@ mod tests {
             values: vec![],
         };
         assert!(matches!(
-            quantize_tensor(&overflowing, TensorPlan::Keep),
+            quantize_tensor(&overflowing, &TensorPlan::Keep),
             Err(QuantizeError::ShapeMismatch { expected: None, .. })
         ));
     }
@@ -351,11 +592,12 @@ mod tests {
             clip: Clip::Absmax,
         };
         let empty = source("e", &[4, 0], wave);
-        let (tensor, report) = quantize_tensor(&empty, TensorPlan::Quantize(config)).unwrap();
+        let (tensor, report) =
+            quantize_tensor(&empty, &TensorPlan::Quantize(config.into())).unwrap();
         assert_eq!(tensor.data.len(), 0);
         assert_eq!(report.rel_rmse, 0.0);
         let vector = source("v", &[10], wave);
-        let (tensor, _) = quantize_tensor(&vector, TensorPlan::Quantize(config)).unwrap();
+        let (tensor, _) = quantize_tensor(&vector, &TensorPlan::Quantize(config.into())).unwrap();
         assert!(
             matches!(tensor.data, TensorData::Quantized { ref scales, .. } if scales.len() == 1)
         );
@@ -363,7 +605,7 @@ mod tests {
 
     #[test]
     fn reports_serialize_infinite_snr_as_null() {
-        let (_, report) = quantize_tensor(&source("s", &[3], |_| 1.0), TensorPlan::Keep).unwrap();
+        let (_, report) = quantize_tensor(&source("s", &[3], |_| 1.0), &TensorPlan::Keep).unwrap();
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["snr_db"], serde_json::Value::Null);
         assert_eq!(json["method"], "keep-f16");

@@ -5,15 +5,109 @@ use serde::Serialize;
 
 use crate::rtn::RtnConfig;
 use crate::scale::Clip;
+use crate::search::ClipChoice;
+
+/// How a quantized tensor's codes are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum Method {
+    /// Round to nearest, row by row.
+    Rtn,
+    /// GPTQ with the tensor's Hessian.
+    Gptq {
+        /// Process columns in order of decreasing diag H.
+        act_order: bool,
+        /// Fraction of mean(diag H) added to the diagonal.
+        damp: f32,
+        /// Columns per lazy-update block.
+        block_size: u32,
+    },
+}
+
+/// How one matrix is quantized: method, width, scale groups and clip.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatrixPlan {
+    #[serde(flatten)]
+    pub method: Method,
+    /// 2..=8.
+    pub bits: u8,
+    /// Columns per scale group; 0 = one scale per row.
+    pub group_size: u32,
+    pub clip: ClipChoice,
+}
+
+impl From<RtnConfig> for MatrixPlan {
+    fn from(config: RtnConfig) -> Self {
+        MatrixPlan {
+            method: Method::Rtn,
+            bits: config.bits,
+            group_size: config.group_size,
+            clip: config.clip.into(),
+        }
+    }
+}
+
+impl MatrixPlan {
+    /// The plain RTN configuration, when this is RTN with SDClip or absmax.
+    pub fn as_rtn(&self) -> Option<RtnConfig> {
+        match self.method {
+            Method::Rtn => Some(RtnConfig {
+                bits: self.bits,
+                group_size: self.group_size,
+                clip: self.clip.as_clip()?,
+            }),
+            Method::Gptq { .. } => None,
+        }
+    }
+
+    /// Whether running the plan needs the tensor's Hessian (GPTQ, or a
+    /// Hessian-weighted clip search).
+    pub fn needs_hessian(&self) -> bool {
+        matches!(self.method, Method::Gptq { .. }) || self.clip.needs_hessian()
+    }
+
+    /// `{rtn|gptq}-{clip} int{bits}[ g{group}]`, e.g.
+    /// `gptq-sdclip k=12.85 int6`; for plain RTN it equals
+    /// [`RtnConfig::describe`].
+    pub fn describe(&self) -> String {
+        let name = match self.method {
+            Method::Rtn => "rtn",
+            Method::Gptq { .. } => "gptq",
+        };
+        label(name, self.bits, self.group_size, &self.clip)
+    }
+
+    /// The plain-RTN comparison reports put beside this plan: same width
+    /// and groups, the same clip when it is SDClip or absmax, absmax for a
+    /// percentile search (its `p = 1` candidate). `None` when this plan is
+    /// already that.
+    pub fn rtn_baseline(&self) -> Option<RtnConfig> {
+        let baseline = RtnConfig {
+            bits: self.bits,
+            group_size: self.group_size,
+            clip: self.clip.as_clip().unwrap_or(Clip::Absmax),
+        };
+        (self.as_rtn() != Some(baseline)).then_some(baseline)
+    }
+}
+
+/// `{method}-{clip} int{bits}[ g{group}]`.
+pub(crate) fn label(method: &str, bits: u8, group_size: u32, clip: &ClipChoice) -> String {
+    let mut label = format!("{method}-{} int{bits}", clip.describe());
+    if group_size > 0 {
+        label.push_str(&format!(" g{group_size}"));
+    }
+    label
+}
 
 /// What to do with one tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "plan", rename_all = "lowercase")]
 pub enum TensorPlan {
     /// Store as fp16 passthrough.
     Keep,
-    /// Round to nearest with this configuration.
-    Quantize(RtnConfig),
+    /// Quantize as planned.
+    Quantize(MatrixPlan),
 }
 
 /// Decides a plan per tensor. The default policy implements it now;
@@ -84,11 +178,14 @@ impl DefaultPolicy {
     }
 
     fn rtn(&self, bits: u8, k: f32) -> TensorPlan {
-        TensorPlan::Quantize(RtnConfig {
-            bits,
-            group_size: self.group_size,
-            clip: self.clip(k),
-        })
+        TensorPlan::Quantize(
+            RtnConfig {
+                bits,
+                group_size: self.group_size,
+                clip: self.clip(k),
+            }
+            .into(),
+        )
     }
 }
 
@@ -132,7 +229,7 @@ mod tests {
 
     fn quantized(plan: TensorPlan) -> RtnConfig {
         match plan {
-            TensorPlan::Quantize(config) => config,
+            TensorPlan::Quantize(plan) => plan.as_rtn().expect("an RTN plan"),
             TensorPlan::Keep => panic!("expected a quantize plan"),
         }
     }

@@ -51,9 +51,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
 use crate::model::KEEP_METHOD;
-use crate::policy::TensorPlan;
+pub use crate::policy::Method;
+use crate::policy::{MatrixPlan, TensorPlan};
 use crate::rtn::RtnConfig;
-use crate::scale::Clip;
+pub use crate::search::{ClipChoice, Objective, Scope};
 
 /// GPTQ damping when neither the rule nor `[defaults]` sets `damp`: the
 /// fraction of mean(diag H) added to the diagonal.
@@ -80,87 +81,10 @@ const GPTQ_KEYS: &[&str] = &["act_order", "damp", "block_size"];
 /// Keys only rules have.
 const RULE_ONLY_KEYS: &[&str] = &["match", "keep", "max_elements", "min_rank"];
 /// Keys of an inline clip table.
-const CLIP_KEYS: &[&str] = &["sdclip", "percentiles", "objective"];
+const CLIP_KEYS: &[&str] = &["sdclip", "percentiles", "objective", "scope"];
 
 // ---------------------------------------------------------------------------
 // Plans
-
-/// How a quantized tensor's codes are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "method", rename_all = "lowercase")]
-pub enum Method {
-    /// Round to nearest, row by row.
-    Rtn,
-    /// GPTQ with the tensor's Hessian.
-    Gptq {
-        /// Process columns in order of decreasing diag H.
-        act_order: bool,
-        /// Fraction of mean(diag H) added to the diagonal.
-        damp: f32,
-        /// Columns per lazy-update block.
-        block_size: u32,
-    },
-}
-
-/// What the clip-search candidates are scored by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// `sum (W - Q)^2`.
-    Mse,
-    /// `sum_ij H_jj (W - Q)_ij^2` (needs the tensor's Hessian).
-    Hessian,
-}
-
-impl Objective {
-    fn name(self) -> &'static str {
-        match self {
-            Objective::Mse => "mse",
-            Objective::Hessian => "hessian",
-        }
-    }
-}
-
-/// How the clip value of each row (or group) is chosen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "mode", rename_all = "lowercase")]
-pub enum ClipChoice {
-    /// `c = k * std(row)`.
-    #[serde(rename = "sdclip")]
-    SdClip { k: f32 },
-    /// `c = max |row|`.
-    Absmax,
-    /// Candidate `p` clips each row (group) at the p-quantile of its `|w|`
-    /// (`1.0` = absmax); the candidate with the least `objective` over the
-    /// whole tensor is kept (ties: the earlier candidate).
-    Percentiles {
-        list: Vec<f32>,
-        objective: Objective,
-    },
-}
-
-impl ClipChoice {
-    /// A short label: `sdclip k=12.85`, `absmax` or `pct[0.999,1]/mse`.
-    pub fn describe(&self) -> String {
-        match self {
-            ClipChoice::SdClip { k } => Clip::SdClip { k: *k }.describe(),
-            ClipChoice::Absmax => Clip::Absmax.describe(),
-            ClipChoice::Percentiles { list, objective } => {
-                let list: Vec<String> = list.iter().map(|p| p.to_string()).collect();
-                format!("pct[{}]/{}", list.join(","), objective.name())
-            }
-        }
-    }
-
-    /// The RTN kernel's clip, for SDClip and absmax.
-    pub fn as_clip(&self) -> Option<Clip> {
-        match self {
-            ClipChoice::SdClip { k } => Some(Clip::SdClip { k: *k }),
-            ClipChoice::Absmax => Some(Clip::Absmax),
-            ClipChoice::Percentiles { .. } => None,
-        }
-    }
-}
 
 /// What a recipe decided for one tensor, with the index of the rule that
 /// decided it (0 = the first `[[rule]]` of the file) for provenance.
@@ -192,84 +116,55 @@ impl RulePlan {
         matches!(self, RulePlan::Keep { .. })
     }
 
-    /// The RTN configuration when this plan is plain RTN with SDClip or
-    /// absmax (what [`crate::quantize_rtn`] runs today); `None` for keep,
-    /// GPTQ and percentile search.
-    pub fn as_rtn(&self) -> Option<RtnConfig> {
+    /// The matrix plan, or `None` for keep.
+    pub fn matrix_plan(&self) -> Option<MatrixPlan> {
         match self {
-            RulePlan::Quantize {
-                method: Method::Rtn,
-                bits,
-                group_size,
-                clip,
-                ..
-            } => Some(RtnConfig {
-                bits: *bits,
-                group_size: *group_size,
-                clip: clip.as_clip()?,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The [`TensorPlan`] of [`crate::quantize_tensor`] when the plan can run
-    /// today: keep, or [`RulePlan::as_rtn`]. `None` otherwise.
-    pub fn to_tensor_plan(&self) -> Option<TensorPlan> {
-        match self {
-            RulePlan::Keep { .. } => Some(TensorPlan::Keep),
-            _ => self.as_rtn().map(TensorPlan::Quantize),
-        }
-    }
-
-    /// Whether running the plan needs the tensor's Hessian (GPTQ, or a
-    /// Hessian-weighted clip search).
-    pub fn needs_hessian(&self) -> bool {
-        match self {
-            RulePlan::Keep { .. } => false,
-            RulePlan::Quantize { method, clip, .. } => {
-                matches!(method, Method::Gptq { .. })
-                    || matches!(
-                        clip,
-                        ClipChoice::Percentiles {
-                            objective: Objective::Hessian,
-                            ..
-                        }
-                    )
-            }
-        }
-    }
-
-    /// The per-tensor method label: `keep-f16`, or
-    /// `{rtn|gptq}-{clip} int{bits}[ g{group}]`, e.g.
-    /// `gptq-sdclip k=12.85 int6`. For RTN plans with SDClip or absmax it
-    /// equals [`RtnConfig::describe`]. GPTQ options are left to
-    /// [`Recipe::describe`].
-    pub fn describe(&self) -> String {
-        match self {
-            RulePlan::Keep { .. } => KEEP_METHOD.to_string(),
+            RulePlan::Keep { .. } => None,
             RulePlan::Quantize {
                 method,
                 bits,
                 group_size,
                 clip,
                 ..
-            } => {
-                let name = match method {
-                    Method::Rtn => "rtn",
-                    Method::Gptq { .. } => "gptq",
-                };
-                label(name, *bits, *group_size, clip)
-            }
+            } => Some(MatrixPlan {
+                method: *method,
+                bits: *bits,
+                group_size: *group_size,
+                clip: clip.clone(),
+            }),
         }
     }
-}
 
-fn label(method: &str, bits: u8, group_size: u32, clip: &ClipChoice) -> String {
-    let mut label = format!("{method}-{} int{bits}", clip.describe());
-    if group_size > 0 {
-        label.push_str(&format!(" g{group_size}"));
+    /// The RTN configuration when this plan is plain RTN with SDClip or
+    /// absmax; `None` for keep, GPTQ and percentile search.
+    pub fn as_rtn(&self) -> Option<RtnConfig> {
+        self.matrix_plan()?.as_rtn()
     }
-    label
+
+    /// The [`TensorPlan`] that [`crate::quantize_tensor`] runs.
+    pub fn to_tensor_plan(&self) -> TensorPlan {
+        match self.matrix_plan() {
+            None => TensorPlan::Keep,
+            Some(plan) => TensorPlan::Quantize(plan),
+        }
+    }
+
+    /// Whether running the plan needs the tensor's Hessian (GPTQ, or a
+    /// Hessian-weighted clip search).
+    pub fn needs_hessian(&self) -> bool {
+        self.matrix_plan().is_some_and(|plan| plan.needs_hessian())
+    }
+
+    /// The per-tensor method label: `keep-f16`, or
+    /// `{rtn|gptq}-{clip} int{bits}[ g{group}]`, e.g.
+    /// `gptq-sdclip k=12.85 int6` ([`MatrixPlan::describe`]). GPTQ options
+    /// are left to [`Recipe::describe`].
+    pub fn describe(&self) -> String {
+        match self.matrix_plan() {
+            None => KEEP_METHOD.to_string(),
+            Some(plan) => plan.describe(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -591,8 +486,8 @@ fn backticked(keys: &[&str]) -> String {
         .join(", ")
 }
 
-const CLIP_FORMS: &str =
-    "must be \"absmax\", { sdclip = K } or { percentiles = [...], objective = \"mse\" | \"hessian\" }";
+const CLIP_FORMS: &str = "must be \"absmax\", { sdclip = K } or { percentiles = [...], \
+     objective = \"mse\" | \"hessian\", scope = \"row\" | \"tensor\" }";
 
 fn parse_clip(at: Location, value: &toml::Value) -> Result<ClipChoice, RecipeError> {
     let error = |key: &str, message: String| RecipeError::Value {
@@ -624,10 +519,13 @@ fn parse_clip(at: Location, value: &toml::Value) -> Result<ClipChoice, RecipeErr
             message: "clip sets both `sdclip` and `percentiles`".into(),
         }),
         (Some(k), None) => {
-            if table.contains_key("objective") {
+            if let Some(key) = ["objective", "scope"]
+                .into_iter()
+                .find(|key| table.contains_key(*key))
+            {
                 return Err(RecipeError::Conflict {
                     at,
-                    message: "clip.objective applies to `percentiles`, not `sdclip`".into(),
+                    message: format!("clip.{key} applies to `percentiles`, not `sdclip`"),
                 });
             }
             let k = number(k).ok_or_else(|| {
@@ -681,10 +579,26 @@ fn parse_clip(at: Location, value: &toml::Value) -> Result<ClipChoice, RecipeErr
                     ))
                 }
             };
-            Ok(ClipChoice::Percentiles {
+            let scope = match table.get("scope") {
+                None => Scope::Row,
+                Some(toml::Value::String(s)) if s == "row" => Scope::Row,
+                Some(toml::Value::String(s)) if s == "tensor" => Scope::Tensor,
+                Some(other) => {
+                    return Err(error(
+                        "clip.scope",
+                        format!("= {other} is not \"row\" or \"tensor\""),
+                    ))
+                }
+            };
+            let choice = ClipChoice::Percentiles {
                 list: values,
                 objective,
-            })
+                scope,
+            };
+            choice
+                .validate()
+                .map_err(|e| error("clip.percentiles", e.to_string()))?;
+            Ok(choice)
         }
         (None, None) => Err(error(
             "clip",
@@ -770,7 +684,7 @@ impl Rule {
                         format!("gptq({ao}d={damp},b={block_size})")
                     }
                 };
-                out.push_str(&label(&method, *bits, *group_size, clip));
+                out.push_str(&crate::policy::label(&method, *bits, *group_size, clip));
             }
         }
         out

@@ -6,7 +6,8 @@ use pgq_format::types::groups_per_row;
 use serde::Serialize;
 
 use crate::error::{ConfigError, RtnError};
-use crate::scale::{clip_value, code_max, first_non_finite, fp16_scale, quantize_value, Clip};
+use crate::scale::{code_max, first_non_finite, fp16_scale, quantize_value, Clip};
+use crate::search::{choose_scales, ChosenScales, ClipChoice, ScaleError};
 
 /// Settings of one RTN run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -58,7 +59,34 @@ pub fn quantize_rtn(
     config: &RtnConfig,
 ) -> Result<QuantizedMatrix, RtnError> {
     config.validate()?;
-    let qmax = code_max(config.bits)?;
+    let clip = ClipChoice::from(config.clip);
+    quantize_rtn_with(
+        values,
+        rows,
+        cols,
+        config.bits,
+        config.group_size,
+        &clip,
+        None,
+    )
+    .map(|(matrix, _)| matrix)
+}
+
+/// [`quantize_rtn`] with any [`ClipChoice`], percentile searches included.
+/// `column_weights` (the Hessian's diagonal, one per column) is needed by
+/// a Hessian-weighted search. Returns the matrix and the scales' chosen
+/// candidates (empty unless a search ran).
+pub fn quantize_rtn_with(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    bits: u8,
+    group_size: u32,
+    clip: &ClipChoice,
+    column_weights: Option<&[f64]>,
+) -> Result<(QuantizedMatrix, ChosenScales), RtnError> {
+    let qmax = code_max(bits)?;
+    clip.validate()?;
     if rows.checked_mul(cols) != Some(values.len()) {
         return Err(RtnError::Shape {
             values: values.len(),
@@ -69,43 +97,61 @@ pub fn quantize_rtn(
     if let Some((row, col, value)) = first_non_finite(values, cols) {
         return Err(RtnError::NonFinite { row, col, value });
     }
+    if let Some(weights) = column_weights {
+        if weights.len() != cols {
+            return Err(RtnError::WeightCount {
+                weights: weights.len(),
+                cols,
+            });
+        }
+    }
 
-    let groups = groups_per_row(cols as u64, config.group_size) as usize;
-    let mut scales = Vec::with_capacity(rows.saturating_mul(groups));
+    let groups = groups_per_row(cols as u64, group_size) as usize;
     if cols == 0 {
         // No values, but per-row layouts still store one scale per row.
         let floor = fp16_scale(0.0, qmax).unwrap_or(f16::MIN_POSITIVE_SUBNORMAL);
-        scales.resize(rows.saturating_mul(groups), floor);
-        return Ok(QuantizedMatrix {
+        let chosen = ChosenScales {
+            scales: vec![floor; rows.saturating_mul(groups)],
+            choices: Vec::new(),
+        };
+        let matrix = QuantizedMatrix {
             codes: Vec::new(),
-            scales,
-        });
+            scales: chosen.scales.clone(),
+        };
+        return Ok((matrix, chosen));
     }
 
-    let group_width = match config.group_size {
+    let group_width = match group_size {
         0 => cols,
         g => g as usize,
     };
+    let chosen = choose_scales(values, cols, group_width, qmax, clip, column_weights).map_err(
+        |e| match e {
+            ScaleError::Overflow { row, group, scale } => {
+                RtnError::ScaleOverflow { row, group, scale }
+            }
+            ScaleError::NeedsHessian => RtnError::NeedsHessian,
+        },
+    )?;
     let mut codes = Vec::with_capacity(values.len());
-    for (row, row_values) in values.chunks_exact(cols).enumerate() {
-        for (group, group_values) in row_values.chunks(group_width).enumerate() {
-            let clip = clip_value(group_values, config.clip);
-            let scale = fp16_scale(clip, qmax).ok_or(RtnError::ScaleOverflow {
-                row,
-                group,
-                scale: clip / f32::from(qmax),
-            })?;
-            let step = scale.to_f32();
+    let mut scales = chosen.scales.iter();
+    for row_values in values.chunks_exact(cols) {
+        for group_values in row_values.chunks(group_width) {
+            let step = scales.next().map_or(1.0, |s| s.to_f32());
             codes.extend(group_values.iter().map(|&x| quantize_value(x, step, qmax)));
-            scales.push(scale);
         }
     }
-    Ok(QuantizedMatrix { codes, scales })
+    let matrix = QuantizedMatrix {
+        codes,
+        scales: chosen.scales.clone(),
+    };
+    Ok((matrix, chosen))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scale::clip_value;
     use pgq_format::dequantize_codes;
 
     fn absmax(bits: u8) -> RtnConfig {

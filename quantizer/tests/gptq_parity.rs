@@ -1,10 +1,12 @@
-//! Parity of the Rust GPTQ with the independent NumPy reference
-//! (`tests/reference/gptq_ref.py`) on the demo model's matrix shapes.
+//! Parity of every method (GPTQ and RTN, with SDClip, absmax and the
+//! percentile clip search under both objectives and both scopes) with the
+//! independent NumPy reference (`tests/reference/gptq_ref.py`) on the demo
+//! model's matrix shapes.
 //!
 //! The test writes each case as a folder of `.npy` files, runs the
 //! reference with `python3` (or `$PGQ_PYTHON`) and compares: at least 99.9%
-//! of the codes equal, identical scales, Hessian-weighted errors within 0.5%
-//! relative, and the same damping. Without python3 and numpy the test FAILS
+//! of the codes equal, identical scales and clip choices, Hessian-weighted
+//! errors within 0.5% relative, and the same damping. Without python3 and numpy the test FAILS
 //! (CI installs numpy): a skipped parity check would hide regressions.
 //!
 //! Run with `--nocapture` to see the table of figures.
@@ -17,7 +19,8 @@ use faer::{Accum, Mat, MatRef, Par};
 use half::f16;
 use pgq_format::dequantize_codes;
 use pgq_quantizer::{
-    hessian_error, quantize_gptq, quantize_rtn, Clip, GptqConfig, GptqResult, RtnConfig,
+    hessian_error, quantize_gptq, quantize_rtn, quantize_rtn_with, Clip, ClipChoice, GptqConfig,
+    Objective, RtnConfig, Scope,
 };
 
 // ---------------------------------------------------------------- inputs
@@ -282,6 +285,34 @@ struct Reference {
     hess_err: f64,
     damp_used: f64,
     damp_attempts: i64,
+    choices: Vec<i64>,
+}
+
+fn read_choices(path: &Path) -> Vec<i64> {
+    let (descr, _, data) = read_npy(path);
+    assert_eq!(descr, "<i8");
+    data.chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn write_f64_list(path: &Path, values: &[f64]) {
+    let mut bytes = npy_header("<f8", &[values.len()]);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// One parity case: a method and its settings, as a recipe rule would give.
+#[derive(Clone)]
+struct Case {
+    label: &'static str,
+    /// `None` = RTN.
+    gptq: Option<GptqConfig>,
+    bits: u8,
+    group_size: u32,
+    clip: ClipChoice,
 }
 
 fn run_reference(
@@ -290,23 +321,43 @@ fn run_reference(
     rows: usize,
     cols: usize,
     h: &[f32],
-    config: &GptqConfig,
+    case: &Case,
 ) -> Reference {
     let input = dir.join("in");
     let output = dir.join("out");
     fs::create_dir_all(&input).unwrap();
     write_f32(&input.join("W.npy"), w, &[rows, cols]);
     write_f32(&input.join("H.npy"), h, &[cols, cols]);
-    write_scalar_i64(&input.join("bits.npy"), i64::from(config.bits));
-    write_scalar_i64(&input.join("group_size.npy"), i64::from(config.group_size));
-    let k = match config.clip {
-        Clip::SdClip { k } => f64::from(k),
-        Clip::Absmax => 0.0,
+    write_scalar_i64(&input.join("bits.npy"), i64::from(case.bits));
+    write_scalar_i64(&input.join("group_size.npy"), i64::from(case.group_size));
+    let k = match &case.clip {
+        ClipChoice::SdClip { k } => f64::from(*k),
+        _ => 0.0,
     };
     write_scalar_f64(&input.join("k.npy"), k);
-    write_scalar_f64(&input.join("damp.npy"), config.damp);
-    write_scalar_i64(&input.join("act_order.npy"), i64::from(config.act_order));
-    write_scalar_i64(&input.join("block_size.npy"), config.block_size as i64);
+    if let ClipChoice::Percentiles {
+        list,
+        objective,
+        scope,
+    } = &case.clip
+    {
+        let list: Vec<f64> = list.iter().map(|&p| f64::from(p)).collect();
+        write_f64_list(&input.join("percentiles.npy"), &list);
+        write_scalar_i64(
+            &input.join("objective.npy"),
+            i64::from(*objective == Objective::Hessian),
+        );
+        write_scalar_i64(&input.join("scope.npy"), i64::from(*scope == Scope::Tensor));
+    }
+    match &case.gptq {
+        None => write_scalar_i64(&input.join("method.npy"), 1),
+        Some(config) => {
+            write_scalar_i64(&input.join("method.npy"), 0);
+            write_scalar_f64(&input.join("damp.npy"), config.damp);
+            write_scalar_i64(&input.join("act_order.npy"), i64::from(config.act_order));
+            write_scalar_i64(&input.join("block_size.npy"), config.block_size as i64);
+        }
+    }
 
     let out = Command::new(python())
         .arg(reference_script())
@@ -326,59 +377,175 @@ fn run_reference(
         hess_err: read_f64(&output.join("hess_err.npy")),
         damp_used: read_f64(&output.join("damp_used.npy")),
         damp_attempts: read_i64(&output.join("damp_attempts.npy")),
+        choices: read_choices(&output.join("choices.npy")),
+    }
+}
+
+/// pgq's result for a case, in the reference's terms.
+struct Ours {
+    codes: Vec<i8>,
+    scales: Vec<f16>,
+    hess_err: f64,
+    damp_used: f64,
+    damp_attempts: u32,
+    choices: Vec<u8>,
+}
+
+fn run_ours(w: &[f32], rows: usize, cols: usize, h: &[f32], case: &Case) -> Ours {
+    match &case.gptq {
+        Some(config) => {
+            let config = GptqConfig {
+                bits: case.bits,
+                group_size: case.group_size,
+                clip: case.clip.clone(),
+                ..config.clone()
+            };
+            let r = quantize_gptq(w, rows, cols, h, &config).expect("Rust GPTQ");
+            Ours {
+                codes: r.codes,
+                scales: r.scales,
+                hess_err: r.hessian_error,
+                damp_used: r.damp_used,
+                damp_attempts: r.damp_attempts,
+                choices: r.clip_choices,
+            }
+        }
+        None => {
+            let diagonal: Vec<f64> = (0..cols).map(|j| f64::from(h[j * cols + j])).collect();
+            let (m, chosen) = quantize_rtn_with(
+                w,
+                rows,
+                cols,
+                case.bits,
+                case.group_size,
+                &case.clip,
+                Some(&diagonal),
+            )
+            .expect("Rust RTN");
+            let deq = dequantize_codes(&m.codes, &m.scales, cols, case.group_size);
+            Ours {
+                hess_err: hessian_error(w, &deq, rows, cols, h).expect("RTN error"),
+                codes: m.codes,
+                scales: m.scales,
+                damp_used: 0.0,
+                damp_attempts: 0,
+                choices: chosen.choices,
+            }
+        }
     }
 }
 
 // ------------------------------------------------------------------ test
 
-fn configs() -> [(&'static str, GptqConfig); 3] {
-    let base = GptqConfig::default();
-    [
-        (
-            "sdclip12.85 int6 act",
-            GptqConfig {
-                bits: 6,
-                group_size: 0,
-                clip: Clip::SdClip { k: 12.85 },
-                act_order: true,
-                ..base
-            },
-        ),
-        (
-            "sdclip12.85 int6 g128 act",
-            GptqConfig {
-                bits: 6,
-                group_size: 128,
-                clip: Clip::SdClip { k: 12.85 },
-                act_order: true,
-                ..base
-            },
-        ),
-        (
-            "absmax int8",
-            GptqConfig {
-                bits: 8,
-                group_size: 0,
-                clip: Clip::Absmax,
-                act_order: false,
-                ..base
-            },
-        ),
+/// The field's candidate list (GPTQ-lite, seed 001).
+fn candidates() -> Vec<f32> {
+    vec![0.999, 0.9995, 0.9999, 0.99999, 1.0]
+}
+
+fn search(objective: Objective, scope: Scope) -> ClipChoice {
+    ClipChoice::Percentiles {
+        list: candidates(),
+        objective,
+        scope,
+    }
+}
+
+/// GPTQ cases first (they also run on the retry Hessian), then RTN.
+fn cases() -> Vec<Case> {
+    let gptq = |act_order: bool| {
+        Some(GptqConfig {
+            act_order,
+            ..GptqConfig::default()
+        })
+    };
+    let sdclip = ClipChoice::SdClip { k: 12.85 };
+    vec![
+        Case {
+            label: "gptq sdclip12.85 int6 act",
+            gptq: gptq(true),
+            bits: 6,
+            group_size: 0,
+            clip: sdclip.clone(),
+        },
+        Case {
+            label: "gptq sdclip12.85 int6 g128 act",
+            gptq: gptq(true),
+            bits: 6,
+            group_size: 128,
+            clip: sdclip.clone(),
+        },
+        Case {
+            label: "gptq absmax int8",
+            gptq: gptq(false),
+            bits: 8,
+            group_size: 0,
+            clip: ClipChoice::Absmax,
+        },
+        Case {
+            label: "gptq pct/hessian int6 g128 act",
+            gptq: gptq(true),
+            bits: 6,
+            group_size: 128,
+            clip: search(Objective::Hessian, Scope::Row),
+        },
+        Case {
+            label: "gptq pct/mse int6 act",
+            gptq: gptq(true),
+            bits: 6,
+            group_size: 0,
+            clip: search(Objective::Mse, Scope::Row),
+        },
+        Case {
+            label: "rtn sdclip12.85 int6",
+            gptq: None,
+            bits: 6,
+            group_size: 0,
+            clip: sdclip,
+        },
+        Case {
+            label: "rtn absmax int7 g64",
+            gptq: None,
+            bits: 7,
+            group_size: 64,
+            clip: ClipChoice::Absmax,
+        },
+        Case {
+            label: "rtn pct/mse int6 (per row)",
+            gptq: None,
+            bits: 6,
+            group_size: 0,
+            clip: search(Objective::Mse, Scope::Row),
+        },
+        Case {
+            label: "rtn pct/mse/tensor int6",
+            gptq: None,
+            bits: 6,
+            group_size: 0,
+            clip: search(Objective::Mse, Scope::Tensor),
+        },
+        Case {
+            label: "rtn pct/hessian int6 g128",
+            gptq: None,
+            bits: 6,
+            group_size: 128,
+            clip: search(Objective::Hessian, Scope::Row),
+        },
     ]
 }
 
 fn check(
-    label: &str,
+    name: &str,
     dir: &Path,
     (w, rows, cols): (&[f32], usize, usize),
     h: &[f32],
-    config: &GptqConfig,
-) -> GptqResult {
+    case: &Case,
+) -> Ours {
+    let label = format!("{name} {}", case.label);
     let start = std::time::Instant::now();
-    let ours = quantize_gptq(w, rows, cols, h, config).expect("Rust GPTQ");
+    let ours = run_ours(w, rows, cols, h, case);
     let rust_s = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
-    let reference = run_reference(dir, w, rows, cols, h, config);
+    let reference = run_reference(dir, w, rows, cols, h, case);
     let ref_s = start.elapsed().as_secs_f64();
 
     assert_eq!(reference.codes.len(), ours.codes.len(), "{label}");
@@ -396,23 +563,35 @@ fn check(
         .max()
         .unwrap_or(0);
     let share = equal as f64 / ours.codes.len() as f64;
-    let err_delta = (ours.hessian_error - reference.hess_err) / reference.hess_err;
+    let err_delta = (ours.hess_err - reference.hess_err) / reference.hess_err;
     let rtn_config = RtnConfig {
-        bits: config.bits,
-        group_size: config.group_size,
-        clip: config.clip,
+        bits: case.bits,
+        group_size: case.group_size,
+        clip: case.clip.as_clip().unwrap_or(Clip::Absmax),
     };
     let rtn = quantize_rtn(w, rows, cols, &rtn_config).expect("RTN");
-    let rtn_deq = dequantize_codes(&rtn.codes, &rtn.scales, cols, config.group_size);
+    let rtn_deq = dequantize_codes(&rtn.codes, &rtn.scales, cols, case.group_size);
     let rtn_err = hessian_error(w, &rtn_deq, rows, cols, h).expect("RTN error");
+    let expected_choices: Vec<i64> = if ours.choices.is_empty() {
+        vec![-1; ours.scales.len()]
+    } else {
+        ours.choices.iter().map(|&c| i64::from(c)).collect()
+    };
+    let choices_equal = expected_choices
+        .iter()
+        .zip(&reference.choices)
+        .filter(|(a, b)| a == b)
+        .count();
     println!(
-        "{label:<40} codes equal {:>9.5}% (max |diff| {max_diff})  hess_err rust {:.6e} ref {:.6e} \
-         (rel delta {:+.2e}; RTN {:.6e})  damp {} x{}  rust {rust_s:.2}s ref {ref_s:.2}s",
+        "{label:<52} codes equal {:>9.5}% (max |diff| {max_diff})  hess_err rust {:.6e} ref {:.6e} \
+         (rel delta {:+.2e}; plain RTN {:.6e})  choices equal {choices_equal}/{}  damp {} x{}  \
+         rust {rust_s:.2}s ref {ref_s:.2}s",
         100.0 * share,
-        ours.hessian_error,
+        ours.hess_err,
         reference.hess_err,
         err_delta,
         rtn_err,
+        reference.choices.len(),
         ours.damp_used,
         ours.damp_attempts,
     );
@@ -430,11 +609,18 @@ fn check(
             .filter(|(a, b)| a != b)
             .count()
     );
+    assert_eq!(expected_choices, reference.choices, "{label}: clip choices");
     assert!(
         err_delta.abs() <= 0.005,
         "{label}: hessian error delta {err_delta}"
     );
-    assert!(ours.hessian_error < rtn_err, "{label}: GPTQ must beat RTN");
+    if case.gptq.is_some() {
+        assert!(ours.hess_err < rtn_err, "{label}: GPTQ must beat plain RTN");
+    }
+    if case.gptq.is_none() {
+        // RTN codes are a function of the scales, which are identical.
+        assert!(share == 1.0, "{label}: RTN codes differ");
+    }
     assert_eq!(
         i64::from(ours.damp_attempts),
         reference.damp_attempts,
@@ -450,7 +636,7 @@ fn check(
 }
 
 #[test]
-fn gptq_matches_the_numpy_reference() {
+fn every_method_matches_the_numpy_reference() {
     require_numpy();
     let root = std::env::temp_dir().join(format!("pgq-gptq-parity-{}", std::process::id()));
     fs::create_dir_all(&root).unwrap();
@@ -463,29 +649,31 @@ fn gptq_matches_the_numpy_reference() {
         ("fc 2048x512", 2048, 512),
         ("proj 512x2048", 512, 2048),
     ];
-    let mut case = 0;
+    let mut n = 0;
     for (name, rows, cols) in shapes {
         let w = weights(rows, cols, 0xC0FFEE + rows as u64 * 7 + cols as u64);
         let h = if cols == 512 { &h512 } else { &h2048 };
-        for (config_name, config) in configs() {
-            case += 1;
+        let dead: &[usize] = if cols == 512 {
+            &[3, 200, 511]
+        } else {
+            &[0, 77, 1024, 1500, 2047]
+        };
+        for case in cases() {
+            n += 1;
             let result = check(
-                &format!("{name} {config_name}"),
-                &root.join(format!("case{case}")),
+                name,
+                &root.join(format!("case{n}")),
                 (&w, rows, cols),
                 h,
-                &config,
+                &case,
             );
-            assert_eq!(result.damp_attempts, 1);
-            // Dead columns are zero in every row.
-            let dead: &[usize] = if cols == 512 {
-                &[3, 200, 511]
-            } else {
-                &[0, 77, 1024, 1500, 2047]
-            };
-            for r in 0..rows {
-                for &j in dead {
-                    assert_eq!(result.codes[r * cols + j], 0);
+            if case.gptq.is_some() {
+                assert_eq!(result.damp_attempts, 1);
+                // Dead columns are zero in every row.
+                for r in 0..rows {
+                    for &j in dead {
+                        assert_eq!(result.codes[r * cols + j], 0);
+                    }
                 }
             }
         }
@@ -494,13 +682,13 @@ fn gptq_matches_the_numpy_reference() {
     // The indefinite Hessian needs the damping retry, in both.
     let h_bad = indefinite(&h512, 512);
     let w = weights(256, 512, 0xBAD);
-    let (_, config) = configs()[0];
+    let case = cases().swap_remove(0);
     let result = check(
         "c_k 256x512 indefinite H (retry)",
         &root.join("retry"),
         (&w, 256, 512),
         &h_bad,
-        &config,
+        &case,
     );
     assert_eq!(result.damp_attempts, 2);
     assert!((result.damp_used - 0.1).abs() < 1e-12);

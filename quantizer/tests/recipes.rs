@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use pgq_quantizer::recipe::{ClipChoice, Method, Objective, Recipe, RecipeError, RulePlan};
+use pgq_quantizer::recipe::{ClipChoice, Method, Objective, Recipe, RecipeError, RulePlan, Scope};
 use pgq_quantizer::{DefaultPolicy, DemoConfig, Planner, TensorPlan};
 
 const SHIPPED: [&str; 6] = [
@@ -126,7 +126,7 @@ fn default_recipe_has_the_default_policys_numbers() {
                     let (bits, group_size, clip, method) = quantized(plan);
                     assert_eq!(bits, rtn.bits, "{name}");
                     assert_eq!(group_size, rtn.group_size, "{name}");
-                    assert_eq!(clip.as_clip(), Some(rtn.clip), "{name}");
+                    assert_eq!(clip.as_clip(), rtn.clip.as_clip(), "{name}");
                     assert_eq!(*method, RECORDS_GPTQ, "{name}");
                 }
                 (policy_plan, plan) => panic!("{name}: {policy_plan:?} vs {plan:?}"),
@@ -184,9 +184,11 @@ fn per_class_clip_is_seed_003() {
 #[test]
 fn gptq_lite_is_seed_002() {
     let plans = load("gptq-lite").plan_all(&demo_layout()).unwrap();
+    // PR #379 keeps the candidate with the least error over the tensor.
     let search = ClipChoice::Percentiles {
         list: search_list(),
         objective: Objective::Mse,
+        scope: Scope::Tensor,
     };
     for (name, plan) in &plans {
         if plan.is_keep() {
@@ -209,7 +211,8 @@ fn gptq_lite_is_seed_002() {
                 clip,
                 &ClipChoice::Percentiles {
                     list: vec![0.9999984],
-                    objective: Objective::Mse
+                    objective: Objective::Mse,
+                    scope: Scope::Row,
                 }
             );
         } else {
@@ -269,7 +272,8 @@ fn groupwise_hessian_is_seed_001() {
             128,
             &ClipChoice::Percentiles {
                 list: search_list(),
-                objective: Objective::Hessian
+                objective: Objective::Hessian,
+                scope: Scope::Row,
             },
             RECORDS_GPTQ
         )
@@ -400,10 +404,10 @@ fn rtn_plans_run_through_quantize_tensor() {
     let plans = recipe.plan_all(&layout).unwrap();
     let policy = DefaultPolicy::default();
     for (source, (_, plan)) in sources.iter().zip(&plans) {
-        let tensor_plan = plan.to_tensor_plan().unwrap();
+        let tensor_plan = plan.to_tensor_plan();
         // Same as the default policy on the tiny model.
         assert_eq!(tensor_plan, policy.plan(&source.name, &source.shape));
-        let (_, report) = pgq_quantizer::quantize_tensor(source, tensor_plan).unwrap();
+        let (_, report) = pgq_quantizer::quantize_tensor(source, &tensor_plan).unwrap();
         assert_eq!(report.method, plan.describe());
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::scale::Clip;
 
 fn layout(names: &[(&str, &[u64])]) -> Vec<(String, Vec<u64>)> {
     names
@@ -81,7 +82,8 @@ fn settings_resolve_with_defaults_and_builtins() {
             group_size: 0,
             clip: ClipChoice::Percentiles {
                 list: vec![0.999, 1.0],
-                objective: Objective::Hessian
+                objective: Objective::Hessian,
+                scope: Scope::Row,
             },
         }
     );
@@ -99,7 +101,8 @@ fn method_defaults_to_rtn_and_objective_to_mse() {
                 *clip,
                 ClipChoice::Percentiles {
                     list: vec![0.9999],
-                    objective: Objective::Mse
+                    objective: Objective::Mse,
+                    scope: Scope::Row,
                 }
             );
         }
@@ -148,7 +151,7 @@ fn unknown_keys_are_named_with_their_table() {
     );
     assert_eq!(
         err.to_string(),
-        "rule 0: unknown key `clip.k` (expected one of: sdclip, percentiles, objective)"
+        "rule 0: unknown key `clip.k` (expected one of: sdclip, percentiles, objective, scope)"
     );
 }
 
@@ -546,16 +549,19 @@ fn rule_plan_labels_match_the_rtn_labels() {
         assert_eq!(rule.plan().describe(), rtn.describe());
     }
     assert_eq!(rules[2].plan().describe(), KEEP_METHOD);
-    assert_eq!(rules[2].plan().to_tensor_plan(), Some(TensorPlan::Keep));
+    assert_eq!(rules[2].plan().to_tensor_plan(), TensorPlan::Keep);
     assert_eq!(rules[3].plan().describe(), "gptq-sdclip k=12.85 int6");
-    assert_eq!(rules[3].plan().to_tensor_plan(), None);
+    assert_eq!(rules[3].plan().as_rtn(), None);
     assert_eq!(
         rules[0].plan().to_tensor_plan(),
-        Some(TensorPlan::Quantize(RtnConfig {
-            bits: 6,
-            group_size: 0,
-            clip: Clip::SdClip { k: 12.85 }
-        }))
+        TensorPlan::Quantize(
+            RtnConfig {
+                bits: 6,
+                group_size: 0,
+                clip: Clip::SdClip { k: 12.85 }
+            }
+            .into()
+        )
     );
 }
 
@@ -568,7 +574,7 @@ fn plans_serialize_for_reports() {
     let json = serde_json::to_string(recipe.rules()[0].plan()).unwrap();
     assert_eq!(
         json,
-        r#"{"plan":"quantize","rule":0,"method":{"method":"gptq","act_order":true,"damp":0.01,"block_size":128},"bits":6,"group_size":0,"clip":{"mode":"percentiles","list":[1.0],"objective":"mse"}}"#
+        r#"{"plan":"quantize","rule":0,"method":{"method":"gptq","act_order":true,"damp":0.01,"block_size":128},"bits":6,"group_size":0,"clip":{"mode":"percentiles","list":[1.0],"objective":"mse","scope":"row"}}"#
     );
 }
 
