@@ -24,6 +24,18 @@ pub const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
 pub struct Checkpoint {
     pub tensors: Vec<SourceTensor>,
     pub dropped: Vec<(String, Dtype)>,
+    /// SHA-256 of the file's bytes, lowercase hex: the source digest kept
+    /// in artifact provenance.
+    pub sha256: String,
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Loads every tensor of a safetensors file as f32, in file order (by data
@@ -67,6 +79,7 @@ pub fn load(path: &Path, drop_non_float: bool) -> CliResult<Checkpoint> {
     Ok(Checkpoint {
         tensors: out,
         dropped,
+        sha256: sha256_hex(&bytes),
     })
 }
 

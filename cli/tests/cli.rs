@@ -2,37 +2,12 @@
 //! inspect, export, quantize options, determinism and hostile inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 #[path = "../../format/tests/support/mutate.rs"]
 mod mutate;
+mod support;
 
-fn pgq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgq"))
-        .args(args)
-        .output()
-        .expect("run pgq")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A fresh folder under target/ for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
-}
+use support::{code, json, pgq, scratch, stderr, stdout};
 
 fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors")
@@ -43,10 +18,6 @@ fn tiny_demo(dir: &Path) -> PathBuf {
     let o = pgq(&["demo", "--tiny", "--out", dir.to_str().expect("utf-8 path")]);
     assert_eq!(code(&o), 0, "demo failed: {}", stderr(&o));
     dir.join("demo.pgq")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
 #[test]
@@ -66,7 +37,17 @@ fn help_teaches_and_exits_zero() {
     }
     let o = pgq(&["quantize", "--help"]);
     assert_eq!(code(&o), 0);
-    for needle in ["SDClip", "12.85", "--group-size", "--codec", "Examples"] {
+    for needle in [
+        "SDClip",
+        "12.85",
+        "--group-size",
+        "--codec",
+        "--recipe",
+        "--hessians",
+        "--only",
+        "sequential",
+        "Examples",
+    ] {
         assert!(
             stdout(&o).contains(needle),
             "quantize --help lacks {needle:?}"

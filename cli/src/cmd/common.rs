@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use pgq_format::{write, Compression, MetaValue, Tensor, WriteOptions};
-use pgq_quantizer::{ClipMode, DefaultPolicy, Planner};
+use pgq_quantizer::{ClipMode, DefaultPolicy};
 
 use crate::exit::{CliError, CliResult};
 
@@ -123,31 +123,19 @@ impl CodecArgs {
     }
 }
 
-/// The artifact bytes of `tensors`, with the provenance of `planner`.
+/// The artifact bytes of `tensors`, with `metadata` (provenance).
 pub fn encode_artifact(
     tensors: &[Tensor],
-    planner: &dyn Planner,
+    metadata: &BTreeMap<String, MetaValue>,
     compression: Compression,
 ) -> CliResult<Vec<u8>> {
     let options = WriteOptions {
         compression,
         ..WriteOptions::default()
     };
-    write(tensors, &provenance(planner, compression), &options).map_err(|e| {
+    write(tensors, metadata, &options).map_err(|e| {
         CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact"))
     })
-}
-
-/// Provenance kept in the artifact: small, since every byte counts.
-fn provenance(planner: &dyn Planner, compression: Compression) -> BTreeMap<String, MetaValue> {
-    let mut m = BTreeMap::new();
-    m.insert(
-        "pgq.producer".into(),
-        MetaValue::Str(format!("pgq {}", env!("CARGO_PKG_VERSION"))),
-    );
-    m.insert("pgq.policy".into(), MetaValue::Str(planner.describe()));
-    m.insert("pgq.codec".into(), MetaValue::Str(compression.describe()));
-    m
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal). It

@@ -6,11 +6,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use pgq_format::{read, summarize, Compression, Kind, ReadOptions, Summary};
-use pgq_quantizer::{code_entropy, quantize_model, status_quo_bytes, DefaultPolicy, DemoConfig};
+use pgq_format::{read, summarize, Compression, Kind, MetaValue, ReadOptions, Summary};
+use pgq_quantizer::{
+    code_entropy, status_quo_bytes, DefaultPolicy, DemoConfig, DemoHessians, HessianSource, Recipe,
+    TensorPlan,
+};
 use serde::Serialize;
 
-use super::common::{encode_artifact, progress_bar, CAP_BYTES};
+use super::common::{encode_artifact, CAP_BYTES};
+use super::plan::{run_plans, Planning, Provenance, DEFAULT_RECIPE};
+use super::quantize::{versus_rtn, versus_rtn_line, VersusRtn};
 use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliError, CliResult, Malformed, CHECK_FAILED, OK};
 use crate::files::write_atomic;
@@ -18,16 +23,23 @@ use crate::render::{table, thousands};
 
 /// Build a parameter-golf-shaped model, quantize it, verify it, report.
 ///
-/// Builds a deterministic model (vocab 8192 x 512 embedding, 11 blocks of attention and 4x MLP matrices, small control
-/// tensors: 35.9M parameters, heavy-tailed weights with per-row spread),
-/// write it as DIR/demo.safetensors, quantize it with the default recipe
-/// into DIR/demo.pgq, read the artifact back and check every code, scale
-/// and dequantized weight, and report bytes against the 16,000,000-byte cap
-/// and bits per weight per tensor class.
+/// Builds a deterministic model (vocab 8192 x 512 embedding, 11 blocks of
+/// attention and 4x MLP matrices, small control tensors: 35.9M parameters,
+/// heavy-tailed weights with per-row spread) and synthetic calibration
+/// Hessians of correlated activations for its matrices, writes the model
+/// as DIR/demo.safetensors, quantizes it with the default recipe
+/// (recipes/default.toml: GPTQ int6 SDClip k 12.85, GPTQ int8 k 20
+/// embedding, fp16 control tensors) into DIR/demo.pgq, reads the artifact
+/// back and checks every code, scale and dequantized weight, and reports
+/// bytes against the 16,000,000-byte cap, bits per weight per tensor class,
+/// and GPTQ's output-space error against plain RTN's.
 ///
 /// The default codec is brotli-10, which keeps the demo near 40 s on two
 /// idle cores; --best uses brotli-11, as `pgq quantize` does by default (a few KB
 /// smaller, twice the time).
+/// --rtn quantizes with the default policy's plain RTN instead (no
+/// Hessians; what `pgq quantize` does without --recipe).
+///
 /// Exits 1 if the round trip differs or the artifact exceeds the cap.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -45,6 +57,16 @@ pub struct DemoArgs {
     /// Print a JSON report instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Quantize with another recipe (with the synthetic Hessians).
+    #[arg(long, conflicts_with = "rtn")]
+    pub recipe: Option<PathBuf>,
+    /// Quantize with plain RTN (the default policy, no Hessians).
+    #[arg(long)]
+    pub rtn: bool,
+    /// Also write the synthetic Hessians as DIR/demo-hessians.safetensors
+    /// (about 210 MB), for `pgq quantize --hessians`.
+    #[arg(long)]
+    pub write_hessians: bool,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -84,6 +106,10 @@ struct DemoJson {
     cap_bytes: u64,
     headroom_bytes: i64,
     round_trip: bool,
+    /// The recipe or policy, as recorded in the artifact.
+    plan: String,
+    /// GPTQ's output-space error against plain RTN (with Hessians).
+    versus_rtn: Option<VersusRtn>,
     classes: Vec<ClassRow>,
     seconds: BTreeMap<&'static str, f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,16 +215,48 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         seconds["generate"]
     ));
 
-    let t = Instant::now();
-    let policy = DefaultPolicy::default();
-    let bar = progress_bar(sources.len(), "quantize");
-    let tick = |done: usize, _total: usize, name: &str| {
-        bar.set_position(done as u64);
-        bar.set_message(name.to_string());
+    let planning = if args.rtn {
+        Planning::Policy(DefaultPolicy::default())
+    } else if let Some(path) = &args.recipe {
+        Planning::recipe(path)?
+    } else {
+        Planning::Recipe(
+            Recipe::parse(DEFAULT_RECIPE).malformed("the embedded default recipe (a pgq bug)")?,
+        )
     };
-    let model = quantize_model(&sources, &policy, args.threads, Some(&tick)).map_err(|e| {
-        CliError::malformed(anyhow::Error::new(e).context("cannot quantize the demo model"))
-    })?;
+    let plans = planning.plan(&sources)?;
+    let hessians = if args.rtn {
+        None
+    } else {
+        let t = Instant::now();
+        let hessians = DemoHessians::generate(&config, args.threads)
+            .map_err(|e| CliError::usage(format!("demo configuration: {e}")))?;
+        if args.write_hessians {
+            let matrices: Vec<(String, Vec<u64>, Vec<f32>)> = hessians
+                .tensors()
+                .map(|(name, cols, h)| (name.to_string(), vec![cols as u64; 2], h.to_vec()))
+                .collect();
+            let path = args.out.join("demo-hessians.safetensors");
+            write_atomic(&path, &f32_safetensors(&matrices, Default::default())?)?;
+            say(&format!(
+                "wrote {} Hessians -> {}",
+                matrices.len(),
+                path.display()
+            ));
+        }
+        seconds.insert("hessians", t.elapsed().as_secs_f64());
+        Some(hessians)
+    };
+
+    let t = Instant::now();
+    let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
+    let (model, bar) = run_plans(
+        &sources,
+        &tensor_plans,
+        hessians.as_ref().map(|h| h as &dyn HessianSource),
+        args.threads,
+        "the demo model",
+    )?;
     seconds.insert("quantize", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -206,7 +264,17 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         "compressing with {} on all cores",
         compression.describe()
     ));
-    let bytes = encode_artifact(&model.tensors, &policy, compression)?;
+    let mut provenance = Provenance::new(&planning, compression);
+    provenance.record_run(&rules, &model);
+    let plan_description = provenance
+        .entries
+        .get("pgq.recipe")
+        .or_else(|| provenance.entries.get("pgq.policy"))
+        .map_or(String::new(), |v| match v {
+            MetaValue::Str(s) => s.clone(),
+            other => format!("{other:?}"),
+        });
+    let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
     bar.finish_and_clear();
     let pgq_path = args.out.join("demo.pgq");
     write_atomic(&pgq_path, &bytes)?;
@@ -256,6 +324,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let rows = classes(&summary);
     let headroom = CAP_BYTES as i64 - summary.file_bytes as i64;
     let round_trip = same_content && same_weights;
+    let versus = versus_rtn(&model.reports);
     if args.json {
         let doc = DemoJson {
             safetensors: st_path.display().to_string(),
@@ -266,6 +335,8 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
             cap_bytes: CAP_BYTES,
             headroom_bytes: headroom,
             round_trip,
+            plan: plan_description,
+            versus_rtn: versus,
             classes: rows,
             seconds,
             status_quo,
@@ -319,6 +390,9 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
             if round_trip { "ok" } else { "FAILED" },
             archive.tensors.len()
         );
+        if let Some(v) = &versus {
+            println!("{} (synthetic Hessians)", versus_rtn_line(v));
+        }
         if let Some(sq) = &status_quo {
             println!(
                 "status quo (torch.save int8 + fp16 scales, BSHF, brotli-11) of the same codes: {} bytes; pgq is {:.1}% of that ({} bytes smaller); order-0 entropy of the codes: {} bytes",
@@ -328,8 +402,11 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
                 thousands(sq.code_entropy_bytes as u64),
             );
         }
+        let hessian_time = seconds
+            .get("hessians")
+            .map_or(String::new(), |s| format!("Hessians {s:.1} s, "));
         println!(
-            "time: generate {:.1} s, quantize {:.1} s, compress {:.1} s, verify {:.1} s",
+            "time: generate {:.1} s, {hessian_time}quantize {:.1} s, compress {:.1} s, verify {:.1} s",
             seconds["generate"], seconds["quantize"], seconds["compress"], seconds["verify"]
         );
     }

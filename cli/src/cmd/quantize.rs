@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 use pgq_format::{read_header, summarize, ReadOptions, Summary};
-use pgq_quantizer::{quantize_model, SourceTensor, TensorReport};
+use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan, TensorReport};
 use serde::Serialize;
 
-use super::common::{encode_artifact, progress_bar, CodecArgs, PolicyArgs, CAP_BYTES};
+use super::common::{encode_artifact, CodecArgs, PolicyArgs, CAP_BYTES};
+use super::plan::{run_plans, select, HessianFile, Planning, Provenance};
 use crate::checkpoint;
 use crate::exit::{CliError, CliResult, Malformed, OK};
 use crate::files::write_atomic;
@@ -16,19 +17,39 @@ use crate::render::{shape, table, thousands};
 
 /// Quantize a safetensors checkpoint (f32, f16 or bf16) into a .pgq artifact.
 ///
-/// Without options this is the field's default recipe: matrices int6 with
-/// SDClip k = 12.85 (scale = k * std(row) / 31, rounded to fp16, floor
-/// 1e-7), embeddings int8 with k = 20, tensors of at most 65,536 elements
-/// kept as fp16; codes rounded half to even; brotli-11 sections.
+/// Without --recipe this is the field's default policy, with plain RTN:
+/// matrices int6 with SDClip k = 12.85 (scale = k * std(row) / 31, rounded
+/// to fp16, floor 1e-7), embeddings int8 with k = 20, tensors of at most
+/// 65,536 elements kept as fp16; codes rounded half to even; brotli-11
+/// sections. The policy flags below adjust it.
 ///
-/// The report gives, per tensor, the method, the bytes attributed to it and
-/// its fidelity against the source (relative RMSE, SNR), and the total
-/// against the 16,000,000-byte cap.
+/// With --recipe R.toml, ordered per-tensor rules decide everything (RTN or
+/// GPTQ, bits, groups, SDClip / absmax / percentile clip search); see
+/// recipes/README.md and the shipped recipes in recipes/. GPTQ and the
+/// Hessian-weighted clip search need --hessians H.safetensors: one f32
+/// [in, in] matrix X^T X / n per weight, under the weight's name
+/// (examples/pytorch/pgq_hessians.py collects them with forward hooks).
+///
+/// The report gives, per tensor, the method, its bytes and its error
+/// against the source (relative RMSE, SNR) beside plain RTN's, and with a
+/// Hessian the output-space error tr(E H E^T) / tr(W H W^T) of both.
+///
+/// --only GLOB quantizes a subset (the artifact holds only those tensors):
+/// the step of a sequential (layer-by-layer) GPTQ run. A tensor's codes
+/// depend only on its weights and its Hessian, so a final full run with
+/// the Hessians of every step reproduces the steps' codes exactly.
+///
+/// The artifact's metadata records the recipe (or policy), the rule of
+/// every tensor, the SHA-256 of the checkpoint and of the Hessians, and any
+/// damping retry.
 ///
 /// Examples:
 ///   pgq quantize model.safetensors -o model.pgq
 ///   pgq quantize model.safetensors -o model.pgq --group-size 128 --k 13
-///   pgq quantize model.safetensors -o model.pgq --embed-bits 7 --embed-k 15 --codec zstd
+///   pgq quantize model.safetensors -o model.pgq --recipe recipes/sdclip-gptq.toml \
+///       --hessians hessians.safetensors
+///   pgq quantize model.safetensors -o step3.pgq --recipe recipes/sdclip-gptq.toml \
+///       --hessians hessians.safetensors --only 'blocks.3.*'
 #[derive(Args, Debug)]
 pub struct QuantizeArgs {
     /// The safetensors checkpoint.
@@ -36,6 +57,18 @@ pub struct QuantizeArgs {
     /// Output .pgq path.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// A TOML recipe of per-tensor rules (replaces the policy flags).
+    #[arg(long, conflicts_with_all = ["bits", "k", "embed_bits", "embed_k", "embed_match", "group_size", "clip", "keep_max"])]
+    pub recipe: Option<PathBuf>,
+    /// Hessians X^T X / n as safetensors, one [in, in] matrix per weight
+    /// name: needed by GPTQ and Hessian-weighted clip search, and used for
+    /// output-space figures in the report.
+    #[arg(long)]
+    pub hessians: Option<PathBuf>,
+    /// Quantize only tensors whose name matches this glob (`*` crosses
+    /// dots; repeatable); the artifact holds only those.
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -77,6 +110,8 @@ struct QuantizeJson<'a> {
     cap_bytes: u64,
     headroom_bytes: i64,
     seconds: f64,
+    /// Output-space error against plain RTN (with Hessians).
+    versus_rtn: Option<VersusRtn>,
     tensors: Vec<TensorRow<'a>>,
 }
 
@@ -93,7 +128,9 @@ pub fn rows<'a>(reports: &'a [TensorReport], summary: &Summary) -> Vec<TensorRow
 }
 
 pub fn render_rows(rows: &[TensorRow]) -> String {
-    let mut table_rows = vec![vec![
+    let with_rtn = rows.iter().any(|r| r.report.rtn.is_some());
+    let with_h = rows.iter().any(|r| r.report.hessian_error.is_some());
+    let mut header = vec![
         "tensor".to_string(),
         "shape".into(),
         "method".into(),
@@ -101,23 +138,86 @@ pub fn render_rows(rows: &[TensorRow]) -> String {
         ">bits/w".into(),
         ">rel rmse".into(),
         ">snr dB".into(),
-    ]];
+    ];
+    if with_rtn {
+        header.push(">RTN rel rmse".into());
+    }
+    if with_h {
+        header.extend([
+            ">H err".to_string(),
+            ">RTN H err".into(),
+            ">H err / RTN".into(),
+        ]);
+    }
+    let mut table_rows = vec![header];
+    let sci = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3e}"));
     for r in rows {
-        table_rows.push(vec![
-            r.report.name.clone(),
-            shape(&r.report.shape),
-            r.report.method.clone(),
+        let report = r.report;
+        let mut row = vec![
+            report.name.clone(),
+            shape(&report.shape),
+            report.method.clone(),
             thousands(r.bytes),
             format!("{:.3}", r.bits_per_weight),
-            format!("{:.5}", r.report.rel_rmse),
-            if r.report.snr_db.is_finite() {
-                format!("{:.2}", r.report.snr_db)
+            format!("{:.5}", report.rel_rmse),
+            if report.snr_db.is_finite() {
+                format!("{:.2}", report.snr_db)
             } else {
                 "exact".into()
             },
-        ]);
+        ];
+        let rtn = report.rtn.as_ref();
+        if with_rtn {
+            row.push(rtn.map_or(String::new(), |b| format!("{:.5}", b.rel_rmse)));
+        }
+        if with_h {
+            let theirs = rtn.and_then(|b| b.hessian_error);
+            row.push(sci(report.hessian_error));
+            row.push(sci(theirs));
+            row.push(match (report.hessian_error, theirs) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+                _ => String::new(),
+            });
+        }
+        table_rows.push(row);
     }
     table(&table_rows)
+}
+
+/// Output-space error against plain RTN over the matrices that have both:
+/// `(matrices, how many improved, median ratio)`.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
+pub struct VersusRtn {
+    pub matrices: usize,
+    pub improved: usize,
+    pub median_ratio: f64,
+    pub worst_ratio: f64,
+}
+
+pub fn versus_rtn(reports: &[TensorReport]) -> Option<VersusRtn> {
+    let mut ratios: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| Some(r.hessian_error? / r.rtn.as_ref()?.hessian_error?))
+        .filter(|r| r.is_finite())
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(VersusRtn {
+        matrices: ratios.len(),
+        improved: ratios.iter().filter(|&&r| r < 1.0).count(),
+        median_ratio: ratios[ratios.len() / 2],
+        worst_ratio: ratios[ratios.len() - 1],
+    })
+}
+
+/// One line for the text report.
+pub fn versus_rtn_line(v: &VersusRtn) -> String {
+    format!(
+        "output-space error vs plain RTN: lower on {} of {} matrices; ratio median {:.3}, worst {:.3}",
+        v.improved, v.matrices, v.median_ratio, v.worst_ratio
+    )
 }
 
 pub fn sources_of(tensors: Vec<checkpoint::SourceTensor>) -> Vec<SourceTensor> {
@@ -132,13 +232,17 @@ pub fn sources_of(tensors: Vec<checkpoint::SourceTensor>) -> Vec<SourceTensor> {
 }
 
 pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
-    let policy = args.policy.policy()?;
+    let planning = match &args.recipe {
+        Some(path) => Planning::recipe(path)?,
+        None => Planning::Policy(args.policy.policy()?),
+    };
     let compression = args.codec.compression()?;
     let started = Instant::now();
     let checkpoint = checkpoint::load(&args.model, args.drop_non_float)?;
     for (name, dtype) in &checkpoint.dropped {
         eprintln!("pgq: left out {name:?} ({dtype:?}): not a float tensor");
     }
+    let source_digest = checkpoint.sha256.clone();
     let sources = sources_of(checkpoint.tensors);
     if sources.is_empty() {
         return Err(CliError::malformed(anyhow::anyhow!(
@@ -146,18 +250,41 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
             args.model.display()
         )));
     }
-    let bar = progress_bar(sources.len(), "quantize");
-    let tick = |done: usize, _total: usize, name: &str| {
-        bar.set_position(done as u64);
-        bar.set_message(name.to_string());
-    };
-    let model = quantize_model(&sources, &policy, args.threads, Some(&tick)).map_err(|e| {
-        CliError::malformed(
-            anyhow::Error::new(e).context(format!("cannot quantize {}", args.model.display())),
-        )
-    })?;
+    let plans = planning.plan(&sources)?;
+    let selected = select(&sources, &args.only)?;
+    let hessians = args
+        .hessians
+        .as_deref()
+        .map(HessianFile::load)
+        .transpose()?;
+    HessianFile::check(hessians.as_ref(), &sources, &plans, &selected)?;
+    let (sources, plans): (Vec<SourceTensor>, Vec<(TensorPlan, Option<usize>)>) = sources
+        .into_iter()
+        .zip(plans)
+        .enumerate()
+        .filter(|(i, _)| selected.binary_search(i).is_ok())
+        .map(|(_, pair)| pair)
+        .unzip();
+    let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
+
+    let (model, bar) = run_plans(
+        &sources,
+        &tensor_plans,
+        hessians.as_ref().map(|h| h as &dyn HessianSource),
+        args.threads,
+        &args.model.display().to_string(),
+    )?;
     bar.set_message(format!("compressing ({})", compression.describe()));
-    let bytes = encode_artifact(&model.tensors, &policy, compression)?;
+    let mut provenance = Provenance::new(&planning, compression);
+    provenance.put("pgq.source.sha256", source_digest);
+    if let Some(h) = &hessians {
+        provenance.put("pgq.hessians.sha256", h.sha256.clone());
+    }
+    if !args.only.is_empty() {
+        provenance.put("pgq.only", args.only.join(" "));
+    }
+    provenance.record_run(&rules, &model);
+    let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
     bar.finish_and_clear();
     write_atomic(&args.output, &bytes)?;
     let header = read_header(&bytes, &ReadOptions::default())
@@ -166,6 +293,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     let seconds = started.elapsed().as_secs_f64();
     let rows = rows(&model.reports, &summary);
     let headroom = CAP_BYTES as i64 - summary.file_bytes as i64;
+    let versus = versus_rtn(&model.reports);
     if args.json {
         let doc = QuantizeJson {
             output: args.output.display().to_string(),
@@ -173,6 +301,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
             cap_bytes: CAP_BYTES,
             headroom_bytes: headroom,
             seconds,
+            versus_rtn: versus,
             tensors: rows,
         };
         println!(
@@ -181,8 +310,16 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         );
     } else {
         print!("{}", render_rows(&rows));
+        if let Some(v) = &versus {
+            println!("\n{}", versus_rtn_line(v));
+        }
+        let partial = if args.only.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} of the checkpoint's tensors, --only)", sources.len())
+        };
         println!(
-            "\nwrote {}: {} bytes ({:.3} bits per weight), {} the {}-byte cap before code bytes, in {seconds:.1} s",
+            "\nwrote {}{partial}: {} bytes ({:.3} bits per weight), {} the {}-byte cap before code bytes, in {seconds:.1} s",
             args.output.display(),
             thousands(summary.file_bytes),
             summary.bits_per_weight,
