@@ -24,6 +24,9 @@ step "reference decoder: $(wc -c < spec/reference/pgq_decode.py) bytes; vectors 
 cargo build --release -p pgq
 python3 spec/reference/check_vectors.py --pgq target/release/pgq
 
+step "examples/pytorch compiles (PyTorch itself is not installed here)"
+python3 -m py_compile examples/pytorch/pgq_hessians.py
+
 step "decode path for wasm32-unknown-unknown"
 cargo build -p pgq-format --target wasm32-unknown-unknown
 

@@ -4,16 +4,23 @@
 //!   floor, half-to-even code rounding: shared by every method.
 //! - [`rtn`]: round-to-nearest quantization of a matrix, per row or
 //!   groupwise.
+//! - [`search`]: how each scale's clip is chosen: SDClip, absmax, or a
+//!   percentile search scored by MSE or the Hessian diagonal, per row or
+//!   per tensor.
 //! - [`gptq`]: GPTQ of one matrix given its Hessian `X^T X / n` (act-order,
-//!   static groups, damping retries), reusing [`scale`]; checked against an
-//!   independent NumPy reference (`tests/reference/gptq_ref.py`).
+//!   static groups, damping retries), reusing [`scale`] and [`search`];
+//!   checked against an independent NumPy reference
+//!   (`tests/reference/gptq_ref.py`).
+//! - [`recipe`]: ordered per-tensor TOML rules.
 //! - [`policy`]: the [`Planner`] trait and the field's [`DefaultPolicy`]
 //!   (fp16 for small tensors, int8 k 20 embeddings, int6 k 12.85 matrices).
-//! - [`model`]: a whole checkpoint in parallel, with a fidelity report per
-//!   tensor measured on what decoders will reconstruct.
+//! - [`model`]: a whole checkpoint in parallel, as planned per tensor, with
+//!   Hessians; a report per tensor measured on what decoders will
+//!   reconstruct, beside plain RTN, in weight and output space.
 //! - [`fidelity`]: relative RMSE, max abs error, SNR.
 //! - [`demo`]: a deterministic parameter-golf-shaped model (35.9M
-//!   parameters by default) for benchmarks.
+//!   parameters by default) for benchmarks, and [`synthetic`]: Hessians of
+//!   correlated activations for its matrices.
 //! - [`statusquo`]: the size of today's torch.save + BSHF + brotli encoding
 //!   of the same codes, for side-by-side comparisons.
 //! - [`entropy`]: order-0 entropy of the codes.

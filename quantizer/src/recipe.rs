@@ -899,6 +899,18 @@ impl Recipe {
     }
 }
 
+/// Compiles a tensor-name glob with the recipe semantics (`*` crosses
+/// dots, `\` escapes, whole-name, case-sensitive), as `pgq quantize --only`
+/// uses too. The error is globset's description of the problem.
+pub fn name_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .map(|glob| glob.compile_matcher())
+        .map_err(|e| e.kind().to_string())
+}
+
 fn parse_rule(index: usize, value: &toml::Value, defaults: &Settings) -> Result<Rule, RecipeError> {
     let at = Location::Rule(index);
     let table = match value {
@@ -919,16 +931,11 @@ fn parse_rule(index: usize, value: &toml::Value, defaults: &Settings) -> Result<
         key: "match".into(),
         hint: "every rule needs a glob over tensor names",
     })?;
-    let matcher = GlobBuilder::new(pattern)
-        .literal_separator(false)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| RecipeError::Glob {
-            rule: index,
-            pattern: pattern.into(),
-            message: e.kind().to_string(),
-        })?
-        .compile_matcher();
+    let matcher = name_glob(pattern).map_err(|message| RecipeError::Glob {
+        rule: index,
+        pattern: pattern.into(),
+        message,
+    })?;
     let max_elements = match fields.int("max_elements")? {
         None => None,
         Some(n) => Some(u64::try_from(n).map_err(|_| {

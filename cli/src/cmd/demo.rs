@@ -34,9 +34,10 @@ use crate::render::{table, thousands};
 /// bytes against the 16,000,000-byte cap, bits per weight per tensor class,
 /// and GPTQ's output-space error against plain RTN's.
 ///
-/// The default codec is brotli-10, which keeps the demo near 40 s on two
-/// idle cores; --best uses brotli-11, as `pgq quantize` does by default (a few KB
-/// smaller, twice the time).
+/// The default codec is brotli-10, which keeps the demo near 45 s on two
+/// idle cores (GPTQ about 7 s, compression about 32 s); --best uses
+/// brotli-11, as `pgq quantize` does by default (a few KB smaller, twice
+/// the time).
 /// --rtn quantizes with the default policy's plain RTN instead (no
 /// Hessians; what `pgq quantize` does without --recipe).
 ///
