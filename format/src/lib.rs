@@ -29,6 +29,7 @@
 
 mod codec;
 mod cursor;
+mod digest;
 pub mod error;
 mod header;
 pub mod limits;
@@ -42,6 +43,7 @@ pub mod types;
 mod writer;
 
 pub use codec::{decode as decode_section, encode as encode_section, Compression};
+pub use digest::{decode_digest, DECODE_DIGEST_KEY};
 pub use error::{ErrorKind, FormatError, WriteError};
 pub use reader::{read, read_header, Archive, ReadOptions};
 pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
