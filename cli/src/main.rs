@@ -29,6 +29,10 @@ Typical session:
   pgq quantize model.safetensors -o model.pgq    # int6 SDClip k=12.85, int8 embedding
   pgq inspect model.pgq                          # where every byte goes
   pgq export model.pgq -o dequant.safetensors    # weights back for evaluation
+  pgq verify model.pgq --code train_gpt.py --reference model.safetensors
+                                                 # cap, CRCs, digest, fidelity
+  pgq audit records/2026-04-05_SP8192_...        # a record folder: logs vs claims vs cap
+  pgq import final_model.int6.ptz -o record.pgq  # today's artifacts, read safely
 
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";
@@ -46,6 +50,9 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     Export(cmd::export::ExportArgs),
     Demo(cmd::demo::DemoArgs),
+    Verify(cmd::verify::VerifyArgs),
+    Audit(cmd::audit::AuditArgs),
+    Import(cmd::import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,9 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Import(args) => cmd::import::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -32,6 +32,9 @@ fn help_teaches_and_exits_zero() {
         "inspect",
         "export",
         "demo",
+        "verify",
+        "audit",
+        "import",
     ] {
         assert!(text.contains(needle), "--help lacks {needle:?}");
     }
@@ -256,7 +259,7 @@ fn quantize_is_deterministic_and_honours_its_options() {
 }
 
 #[test]
-fn mutated_artifacts_exit_two_or_decode_identically_never_crash() {
+fn mutated_artifacts_exit_two_in_inspect_and_verify_or_decode_identically() {
     let dir = scratch("mutate");
     let artifact = tiny_demo(&dir);
     let base = std::fs::read(&artifact).expect("artifact");
@@ -287,6 +290,22 @@ fn mutated_artifacts_exit_two_or_decode_identically_never_crash() {
                 identical += 1;
             }
             other => panic!("#{i} {what}: exit code {other}: {}", stderr(&o)),
+        }
+        // verify agrees: the same files are malformed, and an accepted one
+        // passes (every byte is under a CRC, so accepted means unchanged).
+        let v = pgq(&["verify", path.to_str().expect("utf-8"), "--json"]);
+        assert_eq!(
+            code(&v),
+            code(&o),
+            "#{i} {what}: verify vs inspect: {}",
+            stderr(&v)
+        );
+        if code(&v) == 2 {
+            assert!(
+                stderr(&v).contains(" at byte "),
+                "#{i} {what}: {}",
+                stderr(&v)
+            );
         }
     }
     eprintln!("300 mutated artifacts through the CLI: {rejected} rejected (exit 2), {identical} identical");

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use pgq_format::{write, Compression, MetaValue, Tensor, WriteOptions};
+use pgq_format::{
+    decode_digest, write, Compression, MetaValue, Tensor, WriteOptions, DECODE_DIGEST_KEY,
+};
 use pgq_quantizer::{ClipMode, DefaultPolicy};
 
 use crate::exit::{CliError, CliResult};
@@ -123,7 +125,9 @@ impl CodecArgs {
     }
 }
 
-/// The artifact bytes of `tensors`, with `metadata` (provenance).
+/// The artifact bytes of `tensors`, with `metadata` (provenance) and the
+/// decode digest (`pgq.decode.sha256`, spec/FORMAT.md §4.3.1) that
+/// `pgq verify` recomputes.
 pub fn encode_artifact(
     tensors: &[Tensor],
     metadata: &BTreeMap<String, MetaValue>,
@@ -133,7 +137,12 @@ pub fn encode_artifact(
         compression,
         ..WriteOptions::default()
     };
-    write(tensors, metadata, &options).map_err(|e| {
+    let mut metadata = metadata.clone();
+    metadata.insert(
+        DECODE_DIGEST_KEY.to_string(),
+        MetaValue::Str(decode_digest(tensors)),
+    );
+    write(tensors, &metadata, &options).map_err(|e| {
         CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact"))
     })
 }

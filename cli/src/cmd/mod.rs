@@ -1,6 +1,10 @@
+pub mod audit;
 mod common;
 pub mod demo;
 pub mod export;
+pub mod import;
 pub mod inspect;
 mod plan;
 pub mod quantize;
+mod report;
+pub mod verify;

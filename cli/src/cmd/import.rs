@@ -1,0 +1,131 @@
+//! `pgq import`: a `.ptz` artifact of today's records into `.pgq`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use pgq_format::{read_header, summarize, MetaValue, ReadOptions};
+use pgq_verifier::import::{import, Detected, ImportOptions};
+use serde::Serialize;
+
+use super::common::{encode_artifact, CodecArgs};
+use crate::checkpoint::sha256_hex;
+use crate::exit::{CliError, CliResult, Malformed, OK};
+use crate::files::{read_limited, write_atomic};
+use crate::render::thousands;
+
+/// Convert a .ptz artifact (torch.save + byte shuffle + compressor) to .pgq.
+///
+/// Reads today's submission artifacts so that reviewers can inspect and
+/// verify them with pgq: detects the compressor (zstd, xz, zlib, or brotli
+/// as the fallback; an uncompressed torch zip is accepted), undoes the BSHF
+/// byte shuffle (any stride), reads the torch zip strictly and its pickle
+/// with a restricted interpreter: only the opcodes torch.save emits and an
+/// allow-list of globals (torch._utils._rebuild_tensor_v2, torch storage
+/// types, collections.OrderedDict). Any other global (os.system,
+/// builtins.eval, ...) is refused with exit 2; nothing is ever executed.
+///
+/// Layouts: {"w": ..., "m": ...} (name.q int8 codes, name.scale fp16 per
+/// row, and fp16 passthrough) and int8_clean_per_row_v1. The conversion is
+/// lossless: every weight `pgq export` gives equals the record's q * scale
+/// exactly.
+///
+/// Examples:
+///   pgq import final_model.int6.ptz -o record.pgq
+///   pgq import final_model.int6.ptz -o record.pgq --codec zstd && pgq verify record.pgq --code train_gpt.py
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The .ptz artifact.
+    pub artifact: PathBuf,
+    /// Output .pgq path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub codec: CodecArgs,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ImportJson {
+    input: String,
+    input_bytes: u64,
+    output: String,
+    output_bytes: u64,
+    params: u64,
+    detected: Detected,
+    seconds: f64,
+}
+
+pub fn run(args: &ImportArgs) -> CliResult<u8> {
+    let compression = args.codec.compression()?;
+    let started = Instant::now();
+    let options = ImportOptions::default();
+    // The compressed artifact is at most a few times the 16 MB cap; the
+    // decompressed stream is bounded separately by the importer.
+    let bytes = read_limited(&args.artifact, options.max_decompressed_bytes)?;
+    let imported =
+        import(&bytes, &options).malformed(format!("cannot import {}", args.artifact.display()))?;
+    let mut metadata = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        metadata.insert(k.to_string(), MetaValue::Str(v));
+    };
+    put("pgq.producer", format!("pgq {}", env!("CARGO_PKG_VERSION")));
+    put("pgq.codec", compression.describe());
+    put("pgq.source.sha256", sha256_hex(&bytes));
+    let d = &imported.detected;
+    put(
+        "pgq.imported",
+        format!(
+            "{} layout, {}{}",
+            d.layout,
+            d.compressor,
+            d.shuffle
+                .map_or(String::new(), |s| format!(", BSHF stride {s}"))
+        ),
+    );
+    let out = encode_artifact(&imported.tensors, &metadata, compression)?;
+    write_atomic(&args.output, &out)?;
+    let header = read_header(&out, &ReadOptions::default())
+        .malformed("the written artifact does not parse (a pgq bug)")?;
+    let summary = summarize(&header);
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let doc = ImportJson {
+            input: args.artifact.display().to_string(),
+            input_bytes: bytes.len() as u64,
+            output: args.output.display().to_string(),
+            output_bytes: out.len() as u64,
+            params: summary.params,
+            detected: imported.detected.clone(),
+            seconds,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc)
+                .map_err(|e| CliError::malformed(anyhow::anyhow!("cannot render JSON: {e}")))?
+        );
+    } else {
+        println!(
+            "{}: {} bytes, {} layout, {}{}: {} tensors, {} parameters",
+            args.artifact.display(),
+            thousands(bytes.len() as u64),
+            d.layout,
+            d.compressor,
+            d.shuffle
+                .map_or(String::new(), |s| format!(" + BSHF stride {s}")),
+            d.tensors,
+            thousands(summary.params)
+        );
+        println!(
+            "wrote {}: {} bytes ({}), {:+.2}% vs the .ptz, in {seconds:.1} s",
+            args.output.display(),
+            thousands(out.len() as u64),
+            compression.describe(),
+            100.0 * (out.len() as f64 / bytes.len() as f64 - 1.0)
+        );
+    }
+    Ok(OK)
+}

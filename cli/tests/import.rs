@@ -1,0 +1,186 @@
+//! `pgq import` through the real binary: every fixture of
+//! verifier/tests/fixtures imports, exports and equals the record's
+//! `q * scale` (or passthrough) bit for bit; hostile pickles exit 2.
+
+#[path = "../../format/tests/support/mutate.rs"]
+mod mutate;
+mod support;
+
+use std::path::PathBuf;
+
+use half::{bf16, f16};
+use serde_json::Value;
+use support::{code, json, pgq, scratch, stderr};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../verifier/tests/fixtures")
+}
+
+fn load_json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join(name)).unwrap()).unwrap()
+}
+
+fn numbers(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+/// The f32 bits a record's loader computes for one expected tensor.
+fn expected_bits(t: &Value) -> Vec<u32> {
+    match t["kind"].as_str().unwrap() {
+        "quantized" => {
+            let codes = numbers(&t["codes"]);
+            let f32_scales = t["scale_dtype"] == "float32";
+            let scales: Vec<f32> = numbers(&t["scale_bits"])
+                .into_iter()
+                .map(|b| {
+                    if f32_scales {
+                        f32::from_bits(b as u32)
+                    } else {
+                        f16::from_bits(b as u16).to_f32()
+                    }
+                })
+                .collect();
+            // One scale per index of the first dimension, as the records'
+            // loaders broadcast it (`scale.view(q.shape[0], 1, ...)`).
+            let per_scale = (codes.len() / scales.len().max(1)).max(1);
+            codes
+                .iter()
+                .enumerate()
+                .map(|(i, &q)| {
+                    let s = scales[(i / per_scale).min(scales.len() - 1)];
+                    (q as f32 * s).to_bits()
+                })
+                .collect()
+        }
+        "float16" => numbers(&t["value_bits"])
+            .into_iter()
+            .map(|b| f16::from_bits(b as u16).to_f32().to_bits())
+            .collect(),
+        "bfloat16" => numbers(&t["value_bits"])
+            .into_iter()
+            .map(|b| bf16::from_bits(b as u16).to_f32().to_bits())
+            .collect(),
+        "float32" => numbers(&t["value_bits"])
+            .into_iter()
+            .map(|b| b as u32)
+            .collect(),
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+#[test]
+fn every_fixture_round_trips_exactly_through_import_and_export() {
+    let dir = scratch("import");
+    let manifest = load_json("manifest.json");
+    let mut checked = 0;
+    for fixture in manifest["fixtures"].as_array().unwrap() {
+        if fixture["expect"] != "ok" {
+            continue;
+        }
+        let file = fixture["file"].as_str().unwrap();
+        let pgq_path = dir.join(format!("{file}.pgq"));
+        let o = pgq(&[
+            "import",
+            fixtures().join(file).to_str().unwrap(),
+            "-o",
+            pgq_path.to_str().unwrap(),
+            "--codec",
+            "zstd",
+            "--json",
+        ]);
+        assert_eq!(code(&o), 0, "{file}: {}", stderr(&o));
+        let report = json(&o);
+        assert_eq!(
+            report["detected"]["compressor"], fixture["compressor"],
+            "{file}"
+        );
+        assert_eq!(report["detected"]["shuffle"], fixture["shuffle"], "{file}");
+        assert_eq!(report["detected"]["layout"], fixture["layout"], "{file}");
+
+        let exported = dir.join(format!("{file}.safetensors"));
+        let o = pgq(&[
+            "export",
+            pgq_path.to_str().unwrap(),
+            "-o",
+            exported.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{file}: {}", stderr(&o));
+        let bytes = std::fs::read(&exported).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let expected = load_json(fixture["expected"].as_str().unwrap());
+        let tensors = expected["tensors"].as_array().unwrap();
+        assert_eq!(st.len(), tensors.len(), "{file}");
+        for t in tensors {
+            let name = t["name"].as_str().unwrap();
+            let view = st
+                .tensor(name)
+                .unwrap_or_else(|_| panic!("{file}: {name} missing"));
+            let got: Vec<u32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(got, expected_bits(t), "{file}: {name}");
+        }
+        // The imported artifact verifies (structure, CRCs, digest).
+        let o = pgq(&["verify", pgq_path.to_str().unwrap(), "--json"]);
+        assert_eq!(code(&o), 0, "{file}");
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} fixtures checked");
+}
+
+#[test]
+fn hostile_pickles_are_refused_with_exit_two_naming_the_global() {
+    let dir = scratch("import-hostile");
+    for (file, global) in [
+        ("hostile_os_system.ptz", "system"),
+        ("hostile_builtins_eval.ptz", "builtins.eval"),
+    ] {
+        let out = dir.join("x.pgq");
+        let o = pgq(&[
+            "import",
+            fixtures().join(file).to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 2, "{file}");
+        assert!(stderr(&o).contains(global), "{file}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not allowed"), "{file}: {}", stderr(&o));
+        assert!(!out.exists(), "{file}: no output");
+    }
+}
+
+#[test]
+fn mutated_ptz_files_import_or_exit_two_never_crash() {
+    let dir = scratch("import-mutate");
+    let base = std::fs::read(fixtures().join("wm_zstd_bshf2.ptz")).unwrap();
+    let mut m = mutate::Mutator::new(0x9E37);
+    let (input, output) = (dir.join("mutant.ptz"), dir.join("mutant.pgq"));
+    let (mut refused, mut imported) = (0, 0);
+    for i in 0..200 {
+        let (mutant, what) = m.mutate(&base);
+        std::fs::write(&input, &mutant).unwrap();
+        let o = pgq(&[
+            "import",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--codec",
+            "raw",
+        ]);
+        match code(&o) {
+            0 => imported += 1,
+            2 => {
+                assert!(stderr(&o).contains("cannot import"), "#{i} {what}");
+                refused += 1;
+            }
+            other => panic!("#{i} {what}: exit {other}: {}", stderr(&o)),
+        }
+    }
+    eprintln!("200 mutated .ptz files: {refused} refused (exit 2), {imported} imported");
+}

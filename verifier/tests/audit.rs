@@ -1,0 +1,611 @@
+//! `pgq audit` on the real record folders in tests/records (their
+//! submission.json, README.md and train logs, byte for byte from the
+//! public parameter-golf repository), on edited copies of them, and on
+//! hostile folders. Every figure asserted here was read by hand from the
+//! fixture files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use pgq_verifier::audit::{audit, Against, AuditError, AuditOptions};
+use pgq_verifier::{Check, Report, Status};
+use serde_json::Value;
+
+const NAIVE: &str = "2026-03-17_NaiveBaseline";
+const SDCLIP: &str = "2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2";
+const PHASED: &str = "2026-04-14_MultiPhaseGlobalSGD_PhasedTTT";
+
+fn fixture(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/records")
+        .join(name);
+    assert!(dir.is_dir(), "fixture folder missing: {}", dir.display());
+    dir
+}
+
+fn run(dir: &Path) -> Report {
+    audit(dir, &AuditOptions::default()).expect("the folder is readable")
+}
+
+fn check<'a>(report: &'a Report, id: &str) -> &'a Check {
+    report
+        .checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id} in\n{}", report.to_text()))
+}
+
+fn figure<'a>(check: &'a Check, name: &str) -> &'a Value {
+    &check
+        .figures
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no figure {name} in {check:?}"))
+        .value
+}
+
+fn assert_status(report: &Report, id: &str, status: Status) {
+    let c = check(report, id);
+    assert_eq!(c.status, status, "{id}: {}", c.detail);
+}
+
+fn ids_with(report: &Report, status: Status) -> Vec<&str> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.status == status)
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// A folder under the system temp dir, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("pgq-audit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A writable copy of a fixture folder (the fixtures are read-only).
+    fn copy_of(name: &str) -> Scratch {
+        let scratch = Scratch::new(name);
+        for entry in fs::read_dir(fixture(name)).unwrap() {
+            let entry = entry.unwrap();
+            fs::write(
+                scratch.0.join(entry.file_name()),
+                fs::read(entry.path()).unwrap(),
+            )
+            .unwrap();
+        }
+        scratch
+    }
+
+    fn write(&self, file: &str, bytes: impl AsRef<[u8]>) {
+        fs::write(self.0.join(file), bytes).unwrap();
+    }
+
+    fn replace(&self, file: &str, from: &str, to: &str) {
+        let text = fs::read_to_string(self.0.join(file)).unwrap();
+        assert!(text.contains(from), "{file} lacks {from:?}");
+        self.write(file, text.replace(from, to));
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Per seed: final total bytes, val_bpb and val_loss as each log prints
+/// them on its last size line and its last evaluation.
+fn assert_seeds(report: &Report, expected: &[(&str, u64, f64, f64)]) {
+    for &(seed, total, bpb, loss) in expected {
+        let cap = check(report, &format!("seed.{seed}.cap"));
+        assert_eq!(cap.status, Status::Pass, "{}", cap.detail);
+        assert_eq!(figure(cap, "total_bytes"), total);
+        assert_eq!(figure(cap, "headroom_bytes"), 16_000_000 - total as i64);
+        let score = check(report, &format!("seed.{seed}.score"));
+        assert_eq!(score.status, Status::Pass, "{}", score.detail);
+        assert_eq!(figure(score, "val_bpb"), bpb);
+        assert_eq!(figure(score, "val_loss"), loss);
+        for claim in ["val_bpb", "val_loss", "bytes"] {
+            assert_status(report, &format!("claims.seed.{seed}.{claim}"), Status::Pass);
+        }
+        assert_status(report, &format!("seed.{seed}.size_sum"), Status::Pass);
+        assert_status(report, &format!("seed.{seed}.train_time"), Status::Pass);
+        assert_status(report, &format!("seed.{seed}.eval_time"), Status::Pass);
+    }
+}
+
+#[test]
+fn the_fixture_path_resolves_to_the_copy() {
+    let dir = fixture(NAIVE).canonicalize().unwrap();
+    assert!(
+        dir.ends_with("tests/records/2026-03-17_NaiveBaseline"),
+        "{}",
+        dir.display()
+    );
+}
+
+#[test]
+fn naive_baseline() {
+    let report = run(&fixture(NAIVE));
+    assert_eq!(report.tool, "pgq audit");
+    assert!(report.subject.ends_with(NAIVE));
+    // train.log prints "seed:1337"; its first total (67,272,625, the
+    // unquantized model) is superseded by the int8+zlib one.
+    let cap = check(&report, "seed.1337.cap");
+    assert_eq!(cap.status, Status::Pass);
+    assert_eq!(figure(cap, "total_bytes"), 15_863_489);
+    assert_eq!(figure(cap, "headroom_bytes"), 136_511);
+    assert_eq!(figure(cap, "label"), "int8+zlib");
+    assert_eq!(figure(cap, "totals_printed"), 2);
+    // final_int8_zlib_roundtrip_exact, the later and more precise line.
+    let score = check(&report, "seed.1337.score");
+    assert_eq!(figure(score, "label"), "final_int8_zlib_roundtrip_exact");
+    assert_eq!(figure(score, "val_bpb"), 1.2243657);
+    assert_eq!(figure(score, "val_loss"), 2.07269931);
+    let sum = check(&report, "seed.1337.size_sum");
+    assert_eq!(
+        (figure(sum, "model_bytes"), figure(sum, "code_bytes")),
+        (&Value::from(15_815_847), &Value::from(47_642))
+    );
+    // stopping_early: train_time:600038ms step:13780/20000: 38 ms over
+    // 600 s, less than one 43.5 ms step.
+    let train = check(&report, "seed.1337.train_time");
+    assert_eq!(train.status, Status::Warn, "{}", train.detail);
+    assert_eq!(figure(train, "train_seconds"), 600.038);
+    assert_eq!(figure(train, "steps"), 13_780);
+    assert_eq!(
+        figure(check(&report, "seed.1337.eval_time"), "eval_seconds"),
+        1.401
+    );
+    for id in [
+        "claims.val_bpb",
+        "claims.val_loss",
+        "claims.bytes_total",
+        "claims.bytes_code",
+    ] {
+        assert_status(&report, id, Status::Pass);
+    }
+    // submission.json lists no seeds; one seed is below the usual three.
+    assert_status(&report, "claims.seeds", Status::Unknown);
+    assert_eq!(figure(check(&report, "seeds"), "seeds"), 1);
+    assert_eq!(
+        ids_with(&report, Status::Warn),
+        ["seed.1337.train_time", "seeds"]
+    );
+    assert_eq!(ids_with(&report, Status::Fail), Vec::<&str>::new());
+    assert_eq!(report.status, Status::Warn);
+}
+
+#[test]
+fn sdclip_five_seeds() {
+    let report = run(&fixture(SDCLIP));
+    assert_seeds(
+        &report,
+        &[
+            ("1", 15_987_547, 1.08553523, 2.80405024),
+            ("42", 15_988_983, 1.08664424, 2.80691494),
+            ("1234", 15_983_318, 1.08462640, 2.80170263),
+            ("1337", 15_984_924, 1.08554182, 2.80406725),
+            ("2025", 15_983_617, 1.08577632, 2.80467299),
+        ],
+    );
+    let steps = [
+        ("1", 4988),
+        ("42", 4986),
+        ("1234", 4989),
+        ("1337", 4992),
+        ("2025", 4989),
+    ];
+    for (seed, n) in steps {
+        let c = check(&report, &format!("claims.seed.{seed}.steps"));
+        assert_eq!(
+            (c.status, figure(c, "logged")),
+            (Status::Pass, &Value::from(n))
+        );
+    }
+    assert_eq!(
+        figure(check(&report, "seed.42.cap"), "label"),
+        "quantized+brotli"
+    );
+    assert_eq!(
+        figure(check(&report, "seed.42.train_time"), "train_seconds"),
+        588.136
+    );
+    // quantized (7467 ms) + quantized_sliding_window (84115 ms).
+    assert_eq!(
+        figure(check(&report, "seed.42.eval_time"), "eval_seconds"),
+        91.582
+    );
+    assert_eq!(
+        figure(check(&report, "claims.seeds"), "claimed"),
+        &serde_json::json!(["1", "42", "1234", "1337", "2025"])
+    );
+    assert_status(&report, "claims.seeds", Status::Pass);
+    // 1.08563 claimed; the logs' mean is 1.085624802 (the claim is the
+    // mean of the rounded seeds), within one unit of the fifth decimal.
+    let bpb = check(&report, "claims.val_bpb");
+    assert_eq!(bpb.status, Status::Pass, "{}", bpb.detail);
+    assert!((figure(bpb, "logged_mean").as_f64().unwrap() - 1.085624802).abs() < 1e-9);
+    assert_status(&report, "claims.val_loss", Status::Pass);
+    let std = check(&report, "claims.val_bpb_std");
+    assert_eq!(std.status, Status::Pass);
+    assert!(std.detail.contains("sample std"), "{}", std.detail);
+    // bytes_total 15,985,678 is the mean of the five totals; seed 42's
+    // 15,988,983 is the one the cap bears on.
+    let total = check(&report, "claims.bytes_total");
+    assert_eq!(total.status, Status::Warn, "{}", total.detail);
+    assert_eq!(figure(total, "logged_max"), 15_988_983);
+    assert_eq!(figure(total, "logged_mean"), 15_985_678);
+    assert_status(&report, "claims.bytes_code", Status::Pass);
+    assert_eq!(ids_with(&report, Status::Warn), ["claims.bytes_total"]);
+    assert_eq!(ids_with(&report, Status::Unknown), ["code"]);
+    assert_eq!(report.status, Status::Warn);
+}
+
+#[test]
+fn phased_ttt_three_seeds() {
+    let report = run(&fixture(PHASED));
+    assert_seeds(
+        &report,
+        &[
+            ("42", 15_932_897, 1.07280131, 2.77115720),
+            ("0", 15_939_841, 1.07134229, 2.76738841),
+            ("1234", 15_932_419, 1.07163775, 2.76815161),
+        ],
+    );
+    // The total counts the compressed code (27,610), not the 122,168-byte
+    // script.
+    let sum = check(&report, "seed.0.size_sum");
+    assert_eq!(
+        (figure(sum, "model_bytes"), figure(sum, "code_bytes")),
+        (&Value::from(15_912_231), &Value::from(27_610))
+    );
+    let times: BTreeMap<&str, (f64, f64)> = [
+        ("42", (596.148, 329.0)),
+        ("0", (596.103, 332.1)),
+        ("1234", (596.178, 332.8)),
+    ]
+    .into_iter()
+    .collect();
+    for (seed, (train, eval)) in times {
+        assert_eq!(
+            figure(
+                check(&report, &format!("seed.{seed}.train_time")),
+                "train_seconds"
+            ),
+            train
+        );
+        let eval_check = check(&report, &format!("seed.{seed}.eval_time"));
+        assert_eq!(
+            (
+                figure(eval_check, "eval_seconds"),
+                figure(eval_check, "source")
+            ),
+            (&Value::from(eval), &Value::from("total_eval_time"))
+        );
+    }
+    let bpb = check(&report, "claims.val_bpb");
+    assert_eq!(bpb.status, Status::Pass);
+    assert!((figure(bpb, "logged_mean").as_f64().unwrap() - 1.0719271166666668).abs() < 1e-12);
+    assert!(check(&report, "claims.val_bpb_std")
+        .detail
+        .contains("population std"));
+    assert_status(&report, "claims.seeds", Status::Pass);
+    assert_eq!(figure(check(&report, "seeds"), "seeds"), 3);
+    assert_eq!(ids_with(&report, Status::Unknown), ["code"]);
+    assert_eq!(ids_with(&report, Status::Warn), Vec::<&str>::new());
+    assert_eq!(report.status, Status::Unknown);
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["status"], "unknown");
+}
+
+#[test]
+fn a_total_over_the_cap_fails_naming_the_seed_and_the_bytes() {
+    let folder = Scratch::copy_of(SDCLIP);
+    folder.replace(
+        "train_seed42.log",
+        "Total submission size quantized+brotli: 15988983 bytes",
+        "Total submission size quantized+brotli: 16054963 bytes",
+    );
+    let report = run(&folder.0);
+    assert_eq!(report.status, Status::Fail);
+    let cap = check(&report, "seed.42.cap");
+    assert_eq!(cap.status, Status::Fail);
+    assert!(
+        cap.detail.contains("seed 42") && cap.detail.contains("16,054,963"),
+        "{}",
+        cap.detail
+    );
+    assert!(cap.detail.contains("54,963 over"), "{}", cap.detail);
+    assert_eq!(figure(cap, "total_bytes"), 16_054_963);
+    assert_eq!(figure(cap, "headroom_bytes"), -54_963);
+    // The claim no longer matches the log, and the log's own sum no
+    // longer adds up.
+    let claim = check(&report, "claims.seed.42.bytes");
+    assert_eq!(claim.status, Status::Fail);
+    assert!(
+        claim.detail.contains("15,988,983") && claim.detail.contains("16,054,963"),
+        "{}",
+        claim.detail
+    );
+    assert_status(&report, "seed.42.size_sum", Status::Warn);
+    assert_status(&report, "seed.1.cap", Status::Pass);
+    assert!(report.to_text().contains("[FAIL   ] seed.42.cap"));
+}
+
+#[test]
+fn the_cap_is_an_option() {
+    let options = AuditOptions {
+        cap: 15_985_000,
+        ..AuditOptions::default()
+    };
+    let report = audit(&fixture(SDCLIP), &options).unwrap();
+    let failing: Vec<&str> = ids_with(&report, Status::Fail);
+    assert_eq!(failing, ["seed.1.cap", "seed.42.cap", "claims.bytes_total"]);
+}
+
+#[test]
+fn the_training_script_is_checked_against_the_logged_code_size() {
+    let folder = Scratch::copy_of(NAIVE);
+    folder.write("train_gpt.py", vec![b'#'; 47_642]);
+    assert_status(&run(&folder.0), "code", Status::Pass);
+    folder.write("train_gpt.py", vec![b'#'; 40_000]);
+    let report = run(&folder.0);
+    let code = check(&report, "code");
+    assert_eq!(code.status, Status::Warn);
+    assert!(code.detail.contains("47,642"), "{}", code.detail);
+}
+
+#[test]
+fn a_claim_counting_the_committed_script_is_explained() {
+    let folder = Scratch::new("minified");
+    folder.write(
+        "train_seed1.log",
+        "Serialized model int6+zstd: 1000 bytes\nCode size: 500 bytes\nTotal submission size int6+zstd: 1500 bytes\nfinal val_loss:2.5 val_bpb:1.5\n",
+    );
+    folder.write("train_gpt.py", vec![b'#'; 300]);
+    folder.write(
+        "submission.json",
+        r#"{"val_bpb": 1.5, "seed_results": [{"seed": 1, "bytes_total": 1300}]}"#,
+    );
+    let report = run(&folder.0);
+    let claim = check(&report, "claims.seed.1.bytes");
+    assert_eq!(claim.status, Status::Fail);
+    assert!(
+        claim.detail.contains("train_gpt.py as committed"),
+        "{}",
+        claim.detail
+    );
+}
+
+#[test]
+fn claims_that_disagree_with_the_logs_fail_with_both_numbers() {
+    let folder = Scratch::copy_of(PHASED);
+    folder.replace(
+        "submission.json",
+        "\"val_bpb\": 1.07193",
+        "\"val_bpb\": 1.0700",
+    );
+    folder.replace(
+        "submission.json",
+        "\"0\": {\"val_bpb\": 1.07134",
+        "\"0\": {\"val_bpb\": 1.07034",
+    );
+    let report = run(&folder.0);
+    let mean = check(&report, "claims.val_bpb");
+    assert_eq!(mean.status, Status::Fail);
+    assert!(
+        mean.detail.contains("1.0700") && mean.detail.contains("1.07192712"),
+        "{}",
+        mean.detail
+    );
+    let seed = check(&report, "claims.seed.0.val_bpb");
+    assert_eq!(seed.status, Status::Fail);
+    assert!(
+        seed.detail.contains("1.07034") && seed.detail.contains("1.07134229"),
+        "{}",
+        seed.detail
+    );
+
+    // A claimed seed without a log fails, and leaves the claimed mean with
+    // nothing to be checked against.
+    folder.replace(
+        "submission.json",
+        "\"seeds\": [42, 0, 1234]",
+        "\"seeds\": [42, 0, 1234, 7]",
+    );
+    let report = run(&folder.0);
+    let seeds = check(&report, "claims.seeds");
+    assert_eq!(seeds.status, Status::Fail);
+    assert!(
+        seeds.detail.contains("no log for claimed seed(s) [7]"),
+        "{}",
+        seeds.detail
+    );
+    assert_status(&report, "claims.val_bpb", Status::Unknown);
+}
+
+#[test]
+fn significance_against_a_value_and_a_record() {
+    let against = |baseline| AuditOptions {
+        against: Some(baseline),
+        ..AuditOptions::default()
+    };
+    let p_of = |report: &Report| figure(check(report, "significance"), "p").as_f64().unwrap();
+
+    // The PhasedTTT seeds improve 0.0354 nats on the SDClip mean (2.80428).
+    let report = audit(&fixture(PHASED), &against(Against::ValLoss(2.80428))).unwrap();
+    assert_status(&report, "significance", Status::Pass);
+    assert!(
+        (p_of(&report) - 7.153_214_487_481_764e-4).abs() < 1e-9,
+        "{}",
+        p_of(&report)
+    );
+
+    // Only 0.0061 on 2.775: above 0.005 on average but not at p < 0.01.
+    let report = audit(&fixture(PHASED), &against(Against::ValLoss(2.775))).unwrap();
+    let c = check(&report, "significance");
+    assert_eq!(c.status, Status::Fail, "{}", c.detail);
+    assert!((p_of(&report) - 0.219_773_861_054_977_04).abs() < 1e-9);
+
+    // Welch against the SDClip record's five seeds (scipy: t 21.4023,
+    // df 4.0804, p 1.2015e-5).
+    let report = audit(&fixture(PHASED), &against(Against::Record(fixture(SDCLIP)))).unwrap();
+    let c = check(&report, "significance");
+    assert_eq!(c.status, Status::Pass, "{}", c.detail);
+    assert!((figure(c, "t").as_f64().unwrap() - 21.402_337_287_087_697).abs() < 1e-8);
+    assert!((figure(c, "df").as_f64().unwrap() - 4.080_439_597_213_381).abs() < 1e-8);
+    assert!((p_of(&report) - 1.201_547_694_519_014_5e-5).abs() < 1e-11);
+    assert_eq!(figure(c, "baseline_seeds"), 5);
+
+    // One seed on a side is not enough for a t-test.
+    let report = audit(&fixture(PHASED), &against(Against::Record(fixture(NAIVE)))).unwrap();
+    assert_status(&report, "significance", Status::Unknown);
+    let report = audit(&fixture(NAIVE), &against(Against::ValLoss(3.0))).unwrap();
+    assert_status(&report, "significance", Status::Unknown);
+
+    let missing = fixture(NAIVE).join("no-such-record");
+    match audit(&fixture(PHASED), &against(Against::Record(missing.clone()))) {
+        Err(error @ AuditError::Baseline { .. }) => {
+            assert!(error.to_string().contains("no-such-record"), "{error}");
+        }
+        other => panic!("expected a baseline error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unreadable_folders_are_errors_naming_the_path() {
+    let missing = std::env::temp_dir().join("pgq-audit-does-not-exist");
+    let error = audit(&missing, &AuditOptions::default()).unwrap_err();
+    assert!(matches!(error, AuditError::Unreadable { .. }));
+    assert!(error.to_string().contains("pgq-audit-does-not-exist"));
+    let file = fixture(NAIVE).join("submission.json");
+    let error = audit(&file, &AuditOptions::default()).unwrap_err();
+    assert!(matches!(error, AuditError::NotAFolder { .. }), "{error}");
+    assert!(error.to_string().contains("submission.json"));
+}
+
+#[test]
+fn an_empty_folder_fails_without_panicking() {
+    let folder = Scratch::new("empty");
+    let report = run(&folder.0);
+    assert_eq!(report.status, Status::Fail);
+    assert_status(&report, "submission", Status::Fail);
+    assert_status(&report, "logs", Status::Fail);
+    assert_status(&report, "seeds", Status::Warn);
+    assert!(report.checks.iter().all(|c| !c.id.starts_with("claims.")));
+}
+
+#[test]
+fn garbage_is_reported_not_trusted() {
+    let folder = Scratch::new("garbage");
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    folder.write("submission.json", &noise);
+    folder.write("train_seed3.log", &noise);
+    let mut mixed = b"seed: 5\n\xff\xfe\x00 Total submission size q\xc3: 15000000 bytes\n".to_vec();
+    mixed.extend_from_slice(b"\xffquantized val_loss:2.9\xff val_bpb:1.2 eval_time:5ms\n");
+    folder.write("train_seed5.log", &mixed);
+    let report = run(&folder.0);
+    let submission = check(&report, "submission");
+    assert_eq!(submission.status, Status::Fail);
+    assert!(
+        submission.detail.contains("not valid JSON"),
+        "{}",
+        submission.detail
+    );
+    assert_status(&report, "seed.3.cap", Status::Unknown);
+    assert_status(&report, "seed.3.score", Status::Unknown);
+    // Invalid UTF-8 around the figures does not hide them.
+    assert_eq!(
+        figure(check(&report, "seed.5.cap"), "total_bytes"),
+        15_000_000
+    );
+    assert_eq!(figure(check(&report, "seed.5.score"), "val_bpb"), 1.2);
+}
+
+#[test]
+fn odd_json_and_huge_numbers_do_not_panic() {
+    let folder = Scratch::new("huge");
+    folder.write(
+        "train_seed1.log",
+        "Total submission size: 99999999999999999999999999 bytes\nfinal val_loss:1e999 val_bpb:1e-999\nstopping_early: train_time:99999999999999999999999ms step:18446744073709551616/1\n",
+    );
+    folder.write("train_seed2.log", "Total submission size int8: n/a\n");
+    let documents = [
+        r#"{"val_bpb": 1e308, "bytes_total": 1e300, "seeds": [1e300, -1, 18446744073709551615], "seed_results": {"1": {"val_bpb": "x"}, "99999999999999999999": {}}}"#.to_string(),
+        "[]".into(),
+        "{}".into(),
+        "null".into(),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        r#"{"val_bpb": 1.0"#.into(),
+    ];
+    for json in documents {
+        folder.write("submission.json", &json);
+        let report = run(&folder.0);
+        let cap = check(&report, "seed.1.cap");
+        assert_eq!(cap.status, Status::Fail, "{}", cap.detail);
+        assert_eq!(figure(cap, "total_bytes"), "99999999999999999999999999");
+        assert_status(&report, "seed.2.cap", Status::Unknown);
+        assert_status(&report, "seed.1.train_time", Status::Fail);
+        let _ = (report.to_text(), report.to_markdown(), report.to_json());
+    }
+}
+
+#[test]
+fn a_100_mb_log_is_read_in_part_and_says_so() {
+    let folder = Scratch::new("big");
+    let path = folder.0.join("train_seed7.log");
+    let mut out = BufWriter::new(fs::File::create(&path).unwrap());
+    writeln!(out, "seed: 7").unwrap();
+    let filler = format!(
+        "step:1/20000 train_loss:2.5 train_time:1ms {}\n",
+        "x".repeat(1000)
+    );
+    let mut written = 0;
+    while written < 100 << 20 {
+        out.write_all(filler.as_bytes()).unwrap();
+        written += filler.len();
+    }
+    writeln!(
+        out,
+        "stopping_early: wallclock_cap train_time:590000ms step:5000/20000"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "Total submission size quantized+brotli: 15900000 bytes"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "quantized_sliding_window val_loss:2.8 val_bpb:1.08 eval_time:80000ms"
+    )
+    .unwrap();
+    out.into_inner().unwrap().sync_all().unwrap();
+
+    let report = run(&folder.0);
+    let read = check(&report, "log.train_seed7.log.read");
+    assert_eq!(read.status, Status::Warn);
+    assert!(figure(read, "skipped_bytes").as_u64().unwrap() > 30 << 20);
+    // The seed from the head, the final figures from the tail.
+    assert_eq!(
+        figure(check(&report, "seed.7.cap"), "total_bytes"),
+        15_900_000
+    );
+    assert_eq!(figure(check(&report, "seed.7.score"), "val_bpb"), 1.08);
+    assert_eq!(
+        figure(check(&report, "seed.7.train_time"), "train_seconds"),
+        590.0
+    );
+}
