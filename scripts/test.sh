@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README.md): set-up, formatting, lints, every
 # Rust test, the Python reference decoder against the conformance vectors
-# and against `pgq export`, and the wasm32 build of the decode path.
+# and against `pgq export`, and the wasm32 build of the decoder and verifier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,8 +27,8 @@ python3 spec/reference/check_vectors.py --pgq target/release/pgq
 step "examples/pytorch compiles (PyTorch itself is not installed here)"
 python3 -m py_compile examples/pytorch/pgq_hessians.py
 
-step "decode path for wasm32-unknown-unknown"
-cargo build -p pgq-format --target wasm32-unknown-unknown
+step "decoder and verifier for wasm32-unknown-unknown (what the browser viewer runs)"
+cargo build -p pgq-format -p pgq-verifier --target wasm32-unknown-unknown
 
 if [ "${PGQ_FUZZ_SECONDS:-0}" != 0 ]; then
   step "fuzz smoke run (${PGQ_FUZZ_SECONDS} s)"

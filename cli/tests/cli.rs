@@ -397,3 +397,42 @@ fn non_float_buffers_are_refused_unless_dropped() {
     let names: Vec<&str> = archive.tensors.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, vec!["w"]);
 }
+
+#[test]
+fn inspect_layers_add_up_to_the_file_in_natural_order() {
+    let dir = scratch("layers");
+    let artifact = tiny_demo(&dir);
+    let a = artifact.to_str().expect("utf-8");
+    let doc = json(&pgq(&["inspect", a, "--json"]));
+    let layers = doc["layers"].as_array().expect("layers");
+    let names: Vec<&str> = layers
+        .iter()
+        .map(|l| l["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blocks.0", "blocks.1", "skip_weights", "tok_emb"]);
+    let total: u64 = layers.iter().map(|l| l["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(
+        total + doc["overhead_bytes"].as_u64().unwrap(),
+        doc["file_bytes"].as_u64().unwrap()
+    );
+    for l in layers {
+        let parts: u64 = [
+            "code_bytes",
+            "scale_bytes",
+            "passthrough_bytes",
+            "entry_bytes",
+        ]
+        .iter()
+        .map(|k| l[*k].as_u64().unwrap())
+        .sum();
+        assert_eq!(parts, l["bytes"].as_u64().unwrap(), "{l}");
+    }
+    let o = pgq(&["inspect", a, "--layers"]);
+    assert_eq!(code(&o), 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains("4 layers") && text.contains("of the 16,000,000-byte cap"),
+        "{text}"
+    );
+    assert!(text.find("blocks.1").unwrap() < text.find("tok_emb").unwrap());
+}

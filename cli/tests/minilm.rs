@@ -268,6 +268,43 @@ fn minilm_quantize_export_is_bit_exact_and_faithful() {
     let export_wall = t.elapsed().as_secs_f64();
     check_ok("pgq export", &o);
 
+    // pgq verify with the checkpoint as reference passes on real weights:
+    // the default bounds (rel RMSE 0.25, cosine 0.97) hold for every tensor,
+    // and the recorded decode digest matches.
+    let o = pgq(&[
+        "verify",
+        artifact.to_str().expect("utf-8 path"),
+        "--reference",
+        model.to_str().expect("utf-8 path"),
+        "--drop-non-float",
+        "--json",
+    ]);
+    check_ok("pgq verify", &o);
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("verify --json prints JSON");
+    assert_eq!(verdict["status"], "pass", "{verdict}");
+    let checks = verdict["checks"].as_array().expect("checks");
+    let status_of = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status_of("digest"), Some("pass".into()));
+    assert_eq!(status_of("tensors"), Some("pass".into()));
+    let fidelity = checks
+        .iter()
+        .filter(|c| {
+            c["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("fidelity."))
+        })
+        .count();
+    assert_eq!(
+        fidelity, MINILM_F32_TENSORS,
+        "one fidelity check per tensor"
+    );
+
     let pgq_bytes = std::fs::read(&artifact).expect("read the artifact");
     let archive = read(&pgq_bytes, &ReadOptions::default()).expect("the artifact reads back");
     let export_bytes = std::fs::read(&exported).expect("read the export");

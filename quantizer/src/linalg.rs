@@ -11,13 +11,15 @@ use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, MatMut, MatRef, Par};
 
-/// The parallelism of faer calls for `threads` workers (1 = sequential).
+/// The parallelism of faer calls for `threads` workers (1 = sequential;
+/// always sequential on wasm32, which has no threads).
 pub fn par(threads: usize) -> Par {
-    if threads <= 1 {
-        Par::Seq
-    } else {
-        Par::rayon(threads)
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 {
+        return Par::rayon(threads);
     }
+    let _ = threads;
+    Par::Seq
 }
 
 /// The upper triangular `U` with positive diagonal and `H^-1 = U^T U`, for

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod import;
+pub mod layers;
 pub mod report;
 pub mod verify;
 

@@ -6,6 +6,9 @@ use clap::Args;
 use pgq_format::{read, summarize, MetaValue, ReadOptions, Summary};
 use serde::Serialize;
 
+use pgq_verifier::layers::{layer_budgets, LayerBudget};
+use pgq_verifier::CAP_BYTES;
+
 use crate::exit::{CliResult, Malformed, OK};
 use crate::files::read_limited;
 use crate::render::{shape, table, thousands};
@@ -22,14 +25,23 @@ use crate::render::{shape, table, thousands};
 /// Bytes of a shared compressed section are attributed to its tensors in
 /// proportion to their decoded bytes (spec/FORMAT.md, "Byte attribution");
 /// per-tensor bytes plus the header overhead add up to the file size.
+///
+/// --layers prints the bit budget per layer instead: tensors grouped by
+/// name up to the first number (blocks.3, encoder.layer.11; otherwise the
+/// first name component), in natural order, each split into codes, scales,
+/// passthrough values and table entries, with bits per weight, share of
+/// the 16,000,000-byte cap and a bar.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     /// The .pgq artifact.
     pub file: PathBuf,
-    /// Print JSON (top-level `file_bytes`, `tensors`, `sections`,
+    /// Print JSON (top-level `file_bytes`, `tensors`, `layers`, `sections`,
     /// `metadata`) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Print the bit budget per layer.
+    #[arg(long)]
+    pub layers: bool,
 }
 
 #[derive(Serialize)]
@@ -37,6 +49,7 @@ struct InspectJson<'a> {
     file: String,
     #[serde(flatten)]
     summary: &'a Summary,
+    layers: Vec<LayerBudget>,
     metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -71,6 +84,7 @@ pub fn run(args: &InspectArgs) -> CliResult<u8> {
         let doc = InspectJson {
             file: args.file.display().to_string(),
             summary: &summary,
+            layers: layer_budgets(&summary, CAP_BYTES),
             metadata,
         };
         println!(
@@ -79,11 +93,65 @@ pub fn run(args: &InspectArgs) -> CliResult<u8> {
         );
         return Ok(OK);
     }
-    print!(
-        "{}",
-        render_text(&args.file.display().to_string(), &summary, &metadata)
-    );
+    let file = args.file.display().to_string();
+    if args.layers {
+        print!("{}", render_layers(&file, &summary));
+    } else {
+        print!("{}", render_text(&file, &summary, &metadata));
+    }
     Ok(OK)
+}
+
+/// Width of the widest bar in `--layers`.
+const BAR_WIDTH: f64 = 40.0;
+
+fn render_layers(file: &str, s: &Summary) -> String {
+    let layers = layer_budgets(s, CAP_BYTES);
+    let widest = layers.iter().map(|l| l.bytes).max().unwrap_or(1).max(1) as f64;
+    let mut rows = vec![vec![
+        "layer".to_string(),
+        ">tensors".into(),
+        ">params".into(),
+        ">codes".into(),
+        ">scales".into(),
+        ">passthrough".into(),
+        ">entries".into(),
+        ">bytes".into(),
+        ">bits/w".into(),
+        ">of cap".into(),
+        "codes # scales = passthrough -".into(),
+    ]];
+    for l in &layers {
+        let cells = |n: u64| ((n as f64 / widest) * BAR_WIDTH).round() as usize;
+        let bar = "#".repeat(cells(l.code_bytes))
+            + &"=".repeat(cells(l.scale_bytes))
+            + &"-".repeat(cells(l.passthrough_bytes));
+        rows.push(vec![
+            l.layer.clone(),
+            l.tensors.to_string(),
+            thousands(l.params),
+            thousands(l.code_bytes),
+            thousands(l.scale_bytes),
+            thousands(l.passthrough_bytes),
+            thousands(l.entry_bytes),
+            thousands(l.bytes),
+            format!("{:.3}", l.bits_per_weight),
+            format!("{:.2}%", 100.0 * l.share_of_cap),
+            bar,
+        ]);
+    }
+    let headroom = CAP_BYTES as i64 - s.file_bytes as i64;
+    format!(
+        "{file}: {} layers\n\n{}\nheader outside the tensor table: {} bytes\n\
+         total: {} bytes, {:.2}% of the {}-byte cap: {} it before code bytes\n",
+        layers.len(),
+        table(&rows),
+        thousands(s.overhead_bytes),
+        thousands(s.file_bytes),
+        100.0 * s.file_bytes as f64 / CAP_BYTES as f64,
+        thousands(CAP_BYTES),
+        super::quantize::headroom_phrase(headroom),
+    )
 }
 
 fn render_text(
