@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README.md): set-up, formatting, lints, every
-# Rust test, the Python reference decoder against the conformance vectors
-# and against `pgq export`, and the wasm32 build of the decoder and verifier.
+# The project's test command (README.md): set-up, formatting, lints, the
+# browser viewer's bundle (built before the tests, so that `pgq view` embeds
+# it and its end-to-end test in Chromium runs), every Rust test, the Python
+# reference decoder against the conformance vectors and against `pgq
+# export`, and the wasm32 build of the decoder and verifier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "the browser viewer: cargo xtask web -> web/dist (embedded in pgq; its end-to-end test runs Chromium)"
+cargo xtask web
 
 step "cargo test (workspace)"
 cargo test --workspace

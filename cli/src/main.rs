@@ -33,6 +33,7 @@ Typical session:
                                                  # cap, CRCs, digest, fidelity
   pgq audit records/2026-04-05_SP8192_...        # a record folder: logs vs claims vs cap
   pgq import final_model.int6.ptz -o record.pgq  # today's artifacts, read safely
+  pgq view model.pgq --code train_gpt.py         # the browser viewer, on 127.0.0.1
 
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";
@@ -53,6 +54,7 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     Audit(cmd::audit::AuditArgs),
     Import(cmd::import::ImportArgs),
+    View(cmd::view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::View(args) => cmd::view::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

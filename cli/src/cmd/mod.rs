@@ -8,3 +8,4 @@ mod plan;
 pub mod quantize;
 mod report;
 pub mod verify;
+pub mod view;
