@@ -58,7 +58,7 @@ with open(os.path.join(serve, "bad.pgq"), "wb") as f:
 
 
 def pgq(*argv):
-    return subprocess.run([args.pgq, *argv], cwd=serve, capture_output=True, text=True)
+    return subprocess.run([os.path.abspath(args.pgq), *argv], cwd=serve, capture_output=True, text=True)
 
 
 inspect = json.loads(pgq("inspect", "demo.pgq", "--json").stdout)

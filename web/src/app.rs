@@ -343,7 +343,7 @@ pub fn App() -> impl IntoView {
                 >
                     {move || state.phase.get().label()}
                 </p>
-                <p class="timing muted">{move || (state.phase.get() == Phase::Ready).then(|| state.decode_ms.get()).flatten().map(|ms| {
+                <p class="timing muted">{move || (state.phase.get() == Phase::Ready).then(|| state.decode_ms.get()).flatten().filter(|&ms| ms >= 1.0).map(|ms| {
                     format!("decoded and validated in {:.2} s", ms / 1000.0)
                 })}</p>
                 </div>

@@ -226,6 +226,18 @@ pub fn percent(share: f64) -> String {
     format!("{:.2}%", 100.0 * share)
 }
 
+/// A relative change with its sign: 0.128 -> "+12.80%", -0.0289 ->
+/// "−2.89%".
+pub fn signed_percent(change: f64) -> String {
+    if change > 0.0 {
+        format!("+{}", percent(change))
+    } else if change < 0.0 {
+        format!("\u{2212}{}", percent(-change))
+    } else {
+        percent(0.0)
+    }
+}
+
 /// Bits per weight as the CLI prints them: three decimals.
 pub fn fixed3(x: f64) -> String {
     format!("{x:.3}")
@@ -1185,6 +1197,9 @@ mod tests {
         assert_eq!(signed_thousands(0), "0");
         assert_eq!(percent(15_674_966.0 / 16e6), "97.97%");
         assert_eq!(fixed3(3.48912), "3.489");
+        assert_eq!(signed_percent(0.128), "+12.80%");
+        assert_eq!(signed_percent(-0.0289), "\u{2212}2.89%");
+        assert_eq!(signed_percent(0.0), "0.00%");
         assert_eq!(megabytes(16_000_000), "16.00 MB");
         assert_eq!(shape_text(&[2048, 512]), "2048x512");
         assert_eq!(shape_text(&[]), "scalar");

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::app::use_state;
-use crate::model::{compare_layers, percent, signed_thousands, thousands};
+use crate::model::{compare_layers, signed_percent, signed_thousands, thousands, Gauge, CAP};
 
 #[component]
 pub fn Compare() -> impl IntoView {
@@ -41,9 +41,7 @@ pub fn Compare() -> impl IntoView {
                         <td class="num">{d.a.map_or("—".into(), thousands)}</td>
                         <td class="num">{d.b.map_or("—".into(), thousands)}</td>
                         <td class=format!("num delta delta-{sign}")>{signed_thousands(d.delta)}</td>
-                        <td class=format!("num delta delta-{sign}")>{d.relative.map_or("new".into(), |r| {
-                            if r > 0.0 { format!("+{}", percent(r)) } else { percent(r) }
-                        })}</td>
+                        <td class=format!("num delta delta-{sign}")>{d.relative.map_or("new".into(), signed_percent)}</td>
                         <td class="bars">
                             <div class="mini-row">{bar(d.a, "mini-a")}</div>
                             <div class="mini-row">{bar(d.b, "mini-b")}</div>
@@ -53,6 +51,14 @@ pub fn Compare() -> impl IntoView {
             })
             .collect_view();
         let total = b.file_bytes() as i64 - a.file_bytes() as i64;
+        let code = state.code.get().bytes();
+        let against_cap = |n: u64| Gauge::new(n, code, CAP).headroom_phrase();
+        let cap_line = format!(
+            "With {} code bytes: A is {} the cap, B is {} it.",
+            thousands(code),
+            against_cap(a.file_bytes()),
+            against_cap(b.file_bytes())
+        );
         view! {
             <p class="compare-files">
                 <span class="swatch mini-a"></span>"A "<strong>{a.name.clone()}</strong>{format!(" {} bytes", thousands(a.file_bytes()))}
@@ -60,6 +66,7 @@ pub fn Compare() -> impl IntoView {
                 <span class="swatch mini-b"></span>"B "<strong>{b.name.clone()}</strong>{format!(" {} bytes", thousands(b.file_bytes()))}
                 ": "<strong class={if total > 0 { "delta-up" } else if total < 0 { "delta-down" } else { "" }}>{format!("{} bytes", signed_thousands(total))}</strong>
             </p>
+            <p class="panel-note">{cap_line}</p>
             <div class="table-wrap">
                 <table id="compare-table">
                     <thead><tr>
@@ -73,8 +80,7 @@ pub fn Compare() -> impl IntoView {
                         <td class="num">{thousands(b.file_bytes())}</td>
                         <td class={format!("num delta delta-{}", match total.signum() { 1 => "up", -1 => "down", _ => "same" })}>{signed_thousands(total)}</td>
                         <td class="num">{if a.file_bytes() > 0 {
-                            let r = total as f64 / a.file_bytes() as f64;
-                            if r > 0.0 { format!("+{}", percent(r)) } else { percent(r) }
+                            signed_percent(total as f64 / a.file_bytes() as f64)
                         } else { "—".to_string() }}</td>
                         <td></td>
                     </tr></tfoot>

@@ -91,10 +91,12 @@ pub fn Layers() -> impl IntoView {
                     }
                 }).collect_view();
                 view! {
+                    <div class="chart-wrap">
                     <svg id="layer-chart" viewBox=format!("0 0 {} {}", c.width, c.height)
                         role="group" aria-label="bytes per layer, stacked: codes, scales, passthrough, table entries">
                         {rows}
                     </svg>
+                    </div>
                 }
             })}
         </section>
