@@ -282,7 +282,6 @@ fn minilm_quantize_export_is_bit_exact_and_faithful() {
     check_ok("pgq verify", &o);
     let verdict: serde_json::Value =
         serde_json::from_slice(&o.stdout).expect("verify --json prints JSON");
-    assert_eq!(verdict["status"], "pass", "{verdict}");
     let checks = verdict["checks"].as_array().expect("checks");
     let status_of = |id: &str| {
         checks
@@ -290,6 +289,11 @@ fn minilm_quantize_export_is_bit_exact_and_faithful() {
             .find(|c| c["id"] == id)
             .map(|c| c["status"].clone())
     };
+    // Every check passes but `cap`, which warns: no code file was given.
+    let not_passing: Vec<&serde_json::Value> =
+        checks.iter().filter(|c| c["status"] != "pass").collect();
+    assert_eq!(not_passing.len(), 1, "{not_passing:?}");
+    assert_eq!(status_of("cap"), Some("warn".into()));
     assert_eq!(status_of("digest"), Some("pass".into()));
     assert_eq!(status_of("tensors"), Some("pass".into()));
     let fidelity = checks
