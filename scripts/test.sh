@@ -3,7 +3,8 @@
 # browser viewer's bundle (built before the tests, so that `pgq view` embeds
 # it and its end-to-end test in Chromium runs), every Rust test, the Python
 # reference decoder against the conformance vectors and against `pgq
-# export`, and the wasm32 build of the decoder and verifier.
+# export`, and the viewer's component test and interaction checks in
+# headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "the browser viewer: cargo xtask web -> web/dist (embedded in pgq; its end-to-end test runs Chromium)"
+step "the browser viewer: cargo xtask web -> web/dist (pgq-format and pgq-verifier for wasm32; embedded in pgq, whose end-to-end test runs Chromium)"
 cargo xtask web
 
 step "cargo test (workspace)"
@@ -29,11 +30,18 @@ step "reference decoder: $(wc -c < spec/reference/pgq_decode.py) bytes; vectors 
 cargo build --release -p pgq
 python3 spec/reference/check_vectors.py --pgq target/release/pgq
 
+step "the viewer's component test in headless Chromium (wasm-bindgen-test, web/tests/browser.rs)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p pgq-web --target wasm32-unknown-unknown --profile wasm-release --test browser
+
+step "the viewer's interactions end to end (web/e2e/check.py): MiniLM, compared with the tiny demo"
+e2e=target/e2e && rm -rf "$e2e" && mkdir -p "$e2e"
+target/release/pgq demo --tiny --out "$e2e/tiny" >/dev/null
+target/release/pgq quantize "$PGQ_MINILM" --drop-non-float --codec zstd -o "$e2e/minilm.pgq" >/dev/null
+python3 web/e2e/check.py "$e2e/minilm.pgq" "$e2e/tiny/demo.pgq" --pgq target/release/pgq
+
 step "examples/pytorch compiles (PyTorch itself is not installed here)"
 python3 -m py_compile examples/pytorch/pgq_hessians.py
-
-step "decoder and verifier for wasm32-unknown-unknown (what the browser viewer runs)"
-cargo build -p pgq-format -p pgq-verifier --target wasm32-unknown-unknown
 
 if [ "${PGQ_FUZZ_SECONDS:-0}" != 0 ]; then
   step "fuzz smoke run (${PGQ_FUZZ_SECONDS} s)"

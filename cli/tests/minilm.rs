@@ -13,13 +13,17 @@
 //! silently) when they are missing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use half::f16;
 use pgq_format::{read, summarize, ReadOptions, TensorData};
 use safetensors::{Dtype, SafeTensors};
+
+mod support;
+
+use support::minilm_model;
 
 /// The default recipe, as `pgq quantize --help` documents it.
 const KEEP_MAX_ELEMENTS: u64 = 65_536;
@@ -67,47 +71,6 @@ const F16_WORST_MAX: f64 = 1.0 / 2048.0;
 const INT6_BPW_MAX: f64 = 3.6;
 const INT8_BPW_MAX: f64 = 5.0;
 const TOTAL_BPW_MAX: f64 = 4.5;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ has a parent")
-        .to_path_buf()
-}
-
-/// Where the MiniLM weights are, or a failure telling how to fetch them.
-fn model_path() -> PathBuf {
-    const HOW: &str = "fetch them with `scripts/fetch-minilm.sh` (writes \
-        .cache/minilm/model.safetensors under the repository root), or point \
-        PGQ_MINILM at an all-MiniLM-L6-v2 model.safetensors; see docs/REAL_WEIGHTS.md";
-    if let Some(p) = std::env::var_os("PGQ_MINILM") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "PGQ_MINILM={} is not a file: {HOW}",
-            p.display()
-        );
-        return p;
-    }
-    let mut candidates = Vec::new();
-    if let Some(cache) = std::env::var_os("PGQ_CACHE") {
-        candidates.push(PathBuf::from(cache).join("minilm/model.safetensors"));
-    }
-    candidates.push(repo_root().join(".cache/minilm/model.safetensors"));
-    for c in &candidates {
-        if c.is_file() {
-            return c.clone();
-        }
-    }
-    panic!(
-        "the MiniLM weights are missing (looked at {}): {HOW}",
-        candidates
-            .iter()
-            .map(|c| c.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-}
 
 /// A unique scratch folder under target/, removed on drop.
 struct Scratch(PathBuf);
@@ -216,7 +179,7 @@ impl Class {
 #[test]
 fn minilm_quantize_export_is_bit_exact_and_faithful() {
     let started = Instant::now();
-    let model = model_path();
+    let model = minilm_model();
     let original_bytes = std::fs::read(&model).expect("read the MiniLM checkpoint");
     let original = SafeTensors::deserialize(&original_bytes).expect("MiniLM is valid safetensors");
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{code, json, pgq, scratch, stderr};
+use support::{code, json, minilm_model, pgq, scratch, stderr};
 
 // ---------------------------------------------------------------------------
 // Prerequisites
@@ -829,16 +829,18 @@ fn view_serves_the_bundle_and_the_artifact_on_loopback() {
     }
 }
 
-#[test]
-fn viewer_end_to_end_in_chromium() {
-    let Some(Some(chrome)) = prerequisites("viewer_end_to_end_in_chromium", true) else {
-        return;
-    };
-    let dir = scratch("view-e2e");
-    let artifact = artifact();
-    let artifact_bytes = std::fs::metadata(&artifact).unwrap().len();
-    let code_bytes = 47_642;
-    let code_path = code_file(&dir, code_bytes);
+/// Serves `artifact` with `pgq view --code F` (F of `code_bytes` bytes),
+/// loads the page in headless Chromium, and checks `#status`, `#cap-total`
+/// and every cell of `#tensor-table` against `pgq inspect --json`. Returns
+/// the running view and inspect's JSON.
+fn page_agrees_with_inspect(
+    chrome: &Path,
+    dir: &Path,
+    artifact: &Path,
+    code_bytes: usize,
+) -> (View, serde_json::Value) {
+    let artifact_bytes = std::fs::metadata(artifact).unwrap().len();
+    let code_path = code_file(dir, code_bytes);
 
     // The reference: pgq inspect --json of the same file.
     let o = pgq(&["inspect", "--json", artifact.to_str().unwrap()]);
@@ -848,7 +850,7 @@ fn viewer_end_to_end_in_chromium() {
 
     // 1. The good file.
     let view = View::start(
-        &dir,
+        dir,
         &[
             "--port",
             "0",
@@ -857,7 +859,7 @@ fn viewer_end_to_end_in_chromium() {
             artifact.to_str().unwrap(),
         ],
     );
-    let (html, wall) = dump_dom(&chrome, &dir, &view.url);
+    let (html, wall) = dump_dom(chrome, dir, &view.url);
     std::fs::write(dir.join("good.dom.html"), &html).unwrap();
     let dom = Dom::new(&html);
     let state = dom.body_attr("data-state");
@@ -946,11 +948,56 @@ fn viewer_end_to_end_in_chromium() {
         mismatches.into_iter().collect::<Vec<_>>().join("\n")
     );
     eprintln!(
-        "viewer e2e: {} rows and #cap-total {cap_total} agree with pgq inspect; \
+        "viewer e2e: {}: {} rows and #cap-total {cap_total} agree with pgq inspect; \
          Chromium (start, load, fetch, wasm, render, DOM dump) took {:.2} s",
+        artifact.display(),
         rows.len(),
         wall.as_secs_f64()
     );
+
+    (view, inspect)
+}
+
+/// Real weights: all-MiniLM-L6-v2 (22.7M parameters, 103 float tensors) through
+/// `pgq quantize`'s default policy, shown cell for cell as `pgq inspect
+/// --json` prints it. zstd keeps the quantization near a second; the
+/// viewer reads any codec the same way.
+#[test]
+fn viewer_shows_the_minilm_artifact_as_inspect_does() {
+    let Some(Some(chrome)) =
+        prerequisites("viewer_shows_the_minilm_artifact_as_inspect_does", true)
+    else {
+        return;
+    };
+    let dir = scratch("view-minilm");
+    let model = minilm_model();
+    let artifact = dir.join("minilm.pgq");
+    let o = pgq(&[
+        "quantize",
+        model.to_str().expect("utf-8 path"),
+        "--drop-non-float",
+        "--codec",
+        "zstd",
+        "-o",
+        artifact.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code(&o), 0, "pgq quantize MiniLM: {}", stderr(&o));
+    let (_view, inspect) = page_agrees_with_inspect(&chrome, &dir, &artifact, 9_000);
+    assert_eq!(
+        inspect["tensors"].as_array().map(Vec::len),
+        Some(103),
+        "MiniLM's float tensors"
+    );
+}
+
+#[test]
+fn viewer_end_to_end_in_chromium() {
+    let Some(Some(chrome)) = prerequisites("viewer_end_to_end_in_chromium", true) else {
+        return;
+    };
+    let dir = scratch("view-e2e");
+    let artifact = artifact();
+    let (view, inspect) = page_agrees_with_inspect(&chrome, &dir, &artifact, 47_642);
 
     // 2. The screenshot of the good page.
     let shot = if std::env::var("PGQ_SCREENSHOT").as_deref() == Ok("1") {

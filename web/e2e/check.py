@@ -19,25 +19,19 @@ Needs chromium, chromium-driver and `pip install selenium`; no network.
 Exits 1 on the first failed check.
 """
 import argparse
-import functools
-import http.server
 import json
 import os
 import shutil
-import socketserver
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness
+from harness import ROOT
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("artifact")
@@ -46,15 +40,13 @@ ap.add_argument("--pgq", default=os.path.join(ROOT, "target", "release", "pgq"))
 ap.add_argument("--screenshot", help="save a screenshot of the loaded page here")
 args = ap.parse_args()
 
-serve = tempfile.mkdtemp(prefix="pgq-web-e2e-")
-os.rmdir(serve)
-shutil.copytree(os.path.join(ROOT, "web", "dist"), serve)
-shutil.copy(args.artifact, os.path.join(serve, "demo.pgq"))
-shutil.copy(args.other or args.artifact, os.path.join(serve, "other.pgq"))
 with open(args.artifact, "rb") as f:
     data = f.read()
-with open(os.path.join(serve, "bad.pgq"), "wb") as f:
-    f.write(data[: len(data) // 2])
+BASE, serve = harness.serve({
+    "demo.pgq": args.artifact,
+    "other.pgq": args.other or args.artifact,
+    "bad.pgq": data[: len(data) // 2],
+})
 
 
 def pgq(*argv):
@@ -68,22 +60,7 @@ assert bad.returncode == 2, bad
 BAD_MESSAGE = bad.stderr.strip().removeprefix("pgq: error: ")
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-
-server = socketserver.TCPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=serve))
-threading.Thread(target=server.serve_forever, daemon=True).start()
-BASE = "http://127.0.0.1:%d" % server.server_address[1]
-
-opts = webdriver.ChromeOptions()
-opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--window-size=1400,1000", "--user-data-dir=" + tempfile.mkdtemp()]:
-    opts.add_argument(a)
-d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+d = harness.chromium()
 wait = WebDriverWait(d, 120)
 passed = 0
 
@@ -111,6 +88,11 @@ def text(sel):
     return d.find_element(By.CSS_SELECTOR, sel).text
 
 
+def content(sel):
+    """textContent: also for the hidden hooks (#cap-total)."""
+    return d.find_element(By.CSS_SELECTOR, sel).get_attribute("textContent")
+
+
 def row_names():
     return [r.get_attribute("data-name") for r in d.find_elements(By.CSS_SELECTOR, "#tensor-table tbody tr")]
 
@@ -129,7 +111,7 @@ tensors = inspect["tensors"]
 d.get(BASE + "/?artifact=/demo.pgq&name=demo.pgq")
 wait_state("ready")
 check(text("#status") == "ready", "#status is ready")
-check(text("#cap-total") == str(size), "#cap-total %r" % text("#cap-total"))
+check(content("#cap-total") == str(size), "#cap-total %r" % content("#cap-total"))
 check(row_names() == [t["name"] for t in tensors], "one row per tensor, in file order")
 for tr, t in zip(d.find_elements(By.CSS_SELECTOR, "#tensor-table tbody tr"), tensors):
     cells = {c.get_attribute("data-key"): c.get_attribute("textContent") for c in tr.find_elements(By.CSS_SELECTOR, "td")}
@@ -177,8 +159,31 @@ wait.until(lambda _: name in text("#detail"))
 quantized = [t for t in tensors if t["kind"] == "quantized"]
 box.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
 wait.until(lambda _: len(row_names()) == len(tensors))
+
+# The table is one tab stop (the selected row); the arrows move the selection.
+def tab_stops():
+    return [r.get_attribute("data-name") for r in d.find_elements(By.CSS_SELECTOR, '#tensor-table tbody tr[tabindex="0"]')]
+
+
+check(tab_stops() == [name], "one tab stop, the selected row: %r" % tab_stops())
+names = row_names()
+at = names.index(name)
+row = d.find_element(By.CSS_SELECTOR, 'tr[data-name="%s"]' % name)
+row.send_keys(Keys.ARROW_UP if at == len(names) - 1 else Keys.ARROW_DOWN)
+moved = names[at - 1] if at == len(names) - 1 else names[at + 1]
+wait.until(lambda _: moved in text("#detail"))
+check(d.switch_to.active_element.get_attribute("data-name") == moved, "an arrow moves the focus")
+check(tab_stops() == [moved], "the tab stop follows the selection")
+d.switch_to.active_element.send_keys(Keys.HOME)
+wait.until(lambda _: names[0] in text("#detail"))
+check(d.switch_to.active_element.get_attribute("data-name") == names[0], "Home goes to the first row")
+d.switch_to.active_element.send_keys(Keys.END)
+wait.until(lambda _: names[-1] in text("#detail"))
+check(d.switch_to.active_element.get_attribute("data-name") == names[-1], "End goes to the last row")
 if quantized:
-    d.find_element(By.CSS_SELECTOR, 'tr[data-name="%s"]' % quantized[0]["name"]).click()
+    row = d.find_element(By.CSS_SELECTOR, 'tr[data-name="%s"]' % quantized[0]["name"])
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    row.click()
     wait.until(lambda _: "Codes: int" in text("#detail") and "Scales (fp16)" in text("#detail"))
 
 # A click on a layer lists its tensors.
@@ -189,13 +194,13 @@ check(d.find_element(By.ID, "tensor-filter").get_attribute("value") == "layer:" 
 
 # Code bytes: typed, then a file.
 d.find_element(By.ID, "code-bytes").send_keys("47642")
-wait.until(lambda _: text("#cap-total") == str(size + 47642))
+wait.until(lambda _: content("#cap-total") == str(size + 47642))
 wait.until(lambda _: checks_done() and "47642 code bytes" in d.find_element(By.CSS_SELECTOR, 'tr[data-id="cap"]').text)
 code = os.path.join(serve, "train_gpt.py")
 with open(code, "w") as f:
     f.write("x" * 50000)
 d.find_element(By.ID, "code-input").send_keys(code)
-wait.until(lambda _: text("#cap-total") == str(size + 50000))
+wait.until(lambda _: content("#cap-total") == str(size + 50000))
 check(d.find_element(By.ID, "code-bytes").get_attribute("value") == "50000", "the box shows the file's bytes")
 
 # Compare.
@@ -235,6 +240,5 @@ wait.until(lambda _: d.find_elements(By.ID, "status"))
 check(state() == "empty", "empty state")
 
 d.quit()
-server.shutdown()
 shutil.rmtree(serve, ignore_errors=True)
 print("%d passed, 0 failed" % passed)

@@ -131,6 +131,7 @@ impl State {
         match target {
             Target::Main => {
                 self.phase.set(Phase::Decoding);
+                browser::clear_marks(&["readyMs", "checkedMs"]);
                 self.loading.set(Some(name.to_string()));
                 self.error.set(None);
             }
@@ -180,6 +181,7 @@ impl State {
                         self.loading.set(None);
                         self.error.set(None);
                         self.phase.set(Phase::Ready);
+                        browser::mark_after_paint("readyMs");
                         self.verify_later(60);
                     }
                     Target::Compare => {
@@ -223,6 +225,7 @@ impl State {
             if self.verify_generation.get_untracked() == generation {
                 self.report.set(Some(report));
                 self.verifying.set(false);
+                browser::mark_after_paint("checkedMs");
             }
         });
     }

@@ -2,6 +2,7 @@
 //! fetching a URL, waiting, the page's query string and `<body data-state>`.
 //! Natively these compile (web-sys has stubs) but are never called.
 
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{File, FileList};
@@ -59,6 +60,47 @@ pub async fn sleep(ms: i32) {
 /// Milliseconds since the epoch (for timing a decode).
 pub fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// Records, as `<body data-KEY>`, the milliseconds from the start of the
+/// page's navigation to the first frame painted after this call: what a
+/// person waits for. The benchmark (web/e2e/bench.py) reads these marks,
+/// so its figures do not depend on how often the driver polls.
+pub fn mark_after_paint(key: &'static str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    // A frame callback runs before the paint; a zero timeout set there runs
+    // after it.
+    let after_paint = Closure::once_into_js(move || {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let record = Closure::once_into_js(move || {
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            let at = window.performance().map_or(0.0, |p| p.now());
+            if let Some(body) = window.document().and_then(|d| d.body()) {
+                let _ = body.dataset().set(key, &format!("{at:.0}"));
+            }
+        });
+        let _ =
+            window.set_timeout_with_callback_and_timeout_and_arguments_0(record.unchecked_ref(), 0);
+    });
+    let _ = window.request_animation_frame(after_paint.unchecked_ref());
+}
+
+/// Removes the marks of [`mark_after_paint`] (a new file is being opened).
+pub fn clear_marks(keys: &[&str]) {
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        for key in keys {
+            body.dataset().delete(key);
+        }
+    }
 }
 
 /// Scrolls the element with this id into view.

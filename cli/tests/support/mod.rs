@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn pgq(args: &[&str]) -> Output {
@@ -34,4 +34,48 @@ pub fn scratch(name: &str) -> PathBuf {
 
 pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// The repository's root (tests run in cli/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ has a parent")
+        .to_path_buf()
+}
+
+/// Where the MiniLM weights are (`$PGQ_MINILM`, then
+/// `$PGQ_CACHE/minilm/model.safetensors`, then the repository's
+/// `.cache/minilm/`), or a failure telling how to fetch them.
+pub fn minilm_model() -> PathBuf {
+    const HOW: &str = "fetch them with `scripts/fetch-minilm.sh` (writes \
+        .cache/minilm/model.safetensors under the repository root), or point \
+        PGQ_MINILM at an all-MiniLM-L6-v2 model.safetensors; see docs/REAL_WEIGHTS.md";
+    if let Some(p) = std::env::var_os("PGQ_MINILM") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "PGQ_MINILM={} is not a file: {HOW}",
+            p.display()
+        );
+        return p;
+    }
+    let mut candidates = Vec::new();
+    if let Some(cache) = std::env::var_os("PGQ_CACHE") {
+        candidates.push(PathBuf::from(cache).join("minilm/model.safetensors"));
+    }
+    candidates.push(repo_root().join(".cache/minilm/model.safetensors"));
+    for c in &candidates {
+        if c.is_file() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the MiniLM weights are missing (looked at {}): {HOW}",
+        candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }

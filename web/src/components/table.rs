@@ -1,8 +1,12 @@
 //! The tensor table: one row per tensor in file order, sortable by any
 //! column (the headers are buttons), filterable by name or kind; a click
-//! (or Enter) on a row shows the tensor's detail.
+//! (or Enter) on a row shows the tensor's detail. The table is one tab
+//! stop: the arrows, Home and End move between rows.
 
 use leptos::prelude::*;
+
+use wasm_bindgen::JsCast;
+use web_sys::HtmlElement;
 
 use crate::app::use_state;
 use crate::model::{visible_rows, Col, Sort};
@@ -46,6 +50,7 @@ pub fn TensorTable() -> impl IntoView {
 
     let body = move || {
         let indices = shown.get();
+        let first_shown = indices.first().copied().unwrap_or(usize::MAX);
         state.main.with(|a| {
             let Some(a) = a.as_ref() else {
                 return Vec::new();
@@ -59,17 +64,21 @@ pub fn TensorTable() -> impl IntoView {
                         .iter()
                         .map(|&col| view! { <td data-key=col.key() class:num=col.numeric()>{row.cell(col)}</td> })
                         .collect_view();
+                    // One tab stop for the whole table (the selected row,
+                    // else the first shown); arrows move between rows.
+                    let first = index == first_shown;
                     view! {
-                        <tr data-name=row.name.clone() tabindex="0"
+                        <tr data-name=row.name.clone() data-index=index
+                            tabindex=move || match state.selected.get() {
+                                Some(s) if s == index => "0",
+                                Some(s) if shown.with(|v| v.contains(&s)) => "-1",
+                                _ if first => "0",
+                                _ => "-1",
+                            }
                             class:selected=move || state.selected.get() == Some(index)
                             aria-selected=move || (state.selected.get() == Some(index)).to_string()
                             on:click=move |_| state.selected.set(Some(index))
-                            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                                if ev.key() == "Enter" || ev.key() == " " {
-                                    ev.prevent_default();
-                                    state.selected.set(Some(index));
-                                }
-                            }
+                            on:keydown=move |ev: leptos::ev::KeyboardEvent| on_row_key(&ev, index, state.selected)
                         >
                             {cells}
                         </tr>
@@ -104,4 +113,38 @@ pub fn TensorTable() -> impl IntoView {
             </div>
         </section>
     }
+}
+
+/// Enter or Space selects the row; the arrows, Home and End move the focus
+/// (and the selection) to another shown row.
+fn on_row_key(ev: &leptos::ev::KeyboardEvent, index: usize, selected: RwSignal<Option<usize>>) {
+    let Some(row) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    let target = match ev.key().as_str() {
+        "Enter" | " " => {
+            ev.prevent_default();
+            selected.set(Some(index));
+            return;
+        }
+        "ArrowDown" => row.next_element_sibling(),
+        "ArrowUp" => row.previous_element_sibling(),
+        "Home" => row.parent_element().and_then(|b| b.first_element_child()),
+        "End" => row.parent_element().and_then(|b| b.last_element_child()),
+        _ => return,
+    };
+    ev.prevent_default();
+    let Some(target) = target.and_then(|t| t.dyn_into::<HtmlElement>().ok()) else {
+        return;
+    };
+    if let Some(i) = target
+        .get_attribute("data-index")
+        .and_then(|i| i.parse().ok())
+    {
+        selected.set(Some(i));
+    }
+    let _ = target.focus();
 }
