@@ -231,6 +231,25 @@ d.find_element(By.ID, "file-input").send_keys(os.path.join(serve, "index.html"))
 wait_state("error")
 check("index.html is not a valid .pgq file: bad_magic: magic at byte 0" in text("#error"), text("#error"))
 
+# Drag and drop: a file dropped anywhere on the page opens it (a DragEvent
+# with a DataTransfer holding the File, as the browser builds it).
+DROP = """
+const [url, name, done] = arguments;
+fetch(url).then(r => r.arrayBuffer()).then(buf => {
+  const dt = new DataTransfer();
+  dt.items.add(new File([buf], name));
+  const at = document.querySelector('h1');
+  at.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+  at.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+  done(true);
+});
+"""
+d.execute_async_script(DROP, "/other.pgq", "dropped.pgq")
+wait_state("ready")
+check(row_names() == [t["name"] for t in other["tensors"]], "the dropped file's rows")
+check(content("#cap-total") == str(os.path.getsize(args.other or args.artifact) + 50000), "the dropped file's total, code bytes kept")
+check("dropped.pgq" in text(".gauge"), "the dropped file's name on the gauge")
+
 d.get(BASE + "/?artifact=/missing.pgq")
 wait_state("error")
 check(text("#error") == "cannot fetch /missing.pgq: HTTP 404 File not found", text("#error"))

@@ -176,6 +176,9 @@ impl State {
                             .and_then(|name| artifact.rows.iter().position(|r| r.name == name));
                         self.preselect.set(None);
                         self.selected.set(preselect);
+                        // A filter such as layer:NAME may name nothing in
+                        // the new file: start from all its tensors.
+                        self.filter.set(String::new());
                         self.report.set(None);
                         self.main.set(Some(artifact));
                         self.loading.set(None);
