@@ -40,6 +40,8 @@
 //! assert!(entropy.by_bits[&6].bits_per_code > 3.0);
 //! ```
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cuda;
 pub mod demo;
 pub mod entropy;
 pub mod error;

@@ -1,0 +1,4 @@
+//! The CUDA backend (work in progress).
+pub mod compile;
+pub mod error;
+pub use error::CudaError;
