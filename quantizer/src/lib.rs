@@ -65,6 +65,7 @@ pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
 pub use gptq::{hessian_error, hessian_errors, quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
+    matrix_codes, quantize_planned_with, MatrixCodes,
     quantize_model, quantize_planned, quantize_tensor, Baseline, HessianSource, NoHessians,
     Progress, QuantizedModel, SourceTensor, TensorReport,
 };
