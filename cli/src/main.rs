@@ -33,6 +33,8 @@ Typical session:
                                                  # cap, CRCs, digest, fidelity
   pgq audit records/2026-04-05_SP8192_...        # a record folder: logs vs claims vs cap
   pgq import final_model.int6.ptz -o record.pgq  # today's artifacts, read safely
+  pgq doctor                                     # CPU and CUDA backends found, kernels compiled
+  pgq compare cpu.pgq cuda.pgq                   # codes and scales of two artifacts, per tensor
 
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";
@@ -53,6 +55,8 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     Audit(cmd::audit::AuditArgs),
     Import(cmd::import::ImportArgs),
+    Compare(cmd::compare::CompareArgs),
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

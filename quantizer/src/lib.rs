@@ -65,9 +65,9 @@ pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
 pub use gptq::{hessian_error, hessian_errors, quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
-    matrix_codes, quantize_planned_with, MatrixCodes,
-    quantize_model, quantize_planned, quantize_tensor, Baseline, HessianSource, NoHessians,
-    Progress, QuantizedModel, SourceTensor, TensorReport,
+    matrix_codes, quantize_model, quantize_planned, quantize_planned_with, quantize_tensor,
+    Baseline, HessianSource, MatrixCodes, NoHessians, Progress, QuantizedModel, SourceTensor,
+    TensorReport,
 };
 pub use parallel::worker_count;
 pub use policy::{ClipMode, DefaultPolicy, MatrixPlan, Method, Planner, TensorPlan};

@@ -361,7 +361,6 @@ fn quantize_matrix(
     let dequantized = dequantize_codes(codes, scales, cols, plan.group_size);
     set_fidelity(report, compare(&source.values, &dequantized));
 
-
     let baseline = match plan.rtn_baseline() {
         None => None,
         Some(config) => {
@@ -506,7 +505,6 @@ pub fn matrix_codes(
         damp,
     })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -187,7 +187,10 @@ struct Bump(u64);
 impl Bump {
     fn take(&mut self, n: u64) -> Result<u64, CudaError> {
         let at = self.0;
-        self.0 = self.0.checked_add(n).ok_or(CudaError::TooLarge { what: "the batch" })?;
+        self.0 = self
+            .0
+            .checked_add(n)
+            .ok_or(CudaError::TooLarge { what: "the batch" })?;
         Ok(at)
     }
 }
@@ -265,9 +268,11 @@ pub fn plan_layout(jobs: &[JobSpec]) -> Result<Layout, CudaError> {
             d.dead_off = dead.take(job.cols as u64)?;
             d.perm_off = perm.take(job.cols as u64)?;
             d.work_off = work.take(elements)?;
-            d.f_off = factors.take(square.checked_mul(2).ok_or(CudaError::TooLarge {
-                what: "a Hessian",
-            })?)?;
+            d.f_off = factors.take(
+                square
+                    .checked_mul(2)
+                    .ok_or(CudaError::TooLarge { what: "a Hessian" })?,
+            )?;
             d.u_off = ufac.take(square)?;
             max_gptq_cols = max_gptq_cols.max(job.cols);
         }

@@ -21,6 +21,7 @@ mod error;
 pub mod layout;
 pub mod probe;
 mod run;
+pub mod selftest;
 
 use serde::Serialize;
 
@@ -53,7 +54,9 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// The CPU; `note` says why when CUDA was possible in principle.
-    Cpu { note: Option<String> },
+    Cpu {
+        note: Option<String>,
+    },
     Cuda,
 }
 
@@ -187,19 +190,20 @@ pub fn compute_codes(
     match backend {
         Backend::Cpu => {
             let workers = worker_count(threads);
-            let inner = if matrices.len() >= workers { 1 } else { workers };
+            let inner = if matrices.len() >= workers {
+                1
+            } else {
+                workers
+            };
             let results = map_largest_first(
                 &matrices,
                 workers,
                 |&i| sources[i].values.len() as u64,
                 |&i| match &plans[i] {
-                    TensorPlan::Quantize(plan) => matrix_codes(
-                        &sources[i],
-                        plan,
-                        hessians.hessian(&sources[i].name),
-                        inner,
-                    )
-                    .ok(),
+                    TensorPlan::Quantize(plan) => {
+                        matrix_codes(&sources[i], plan, hessians.hessian(&sources[i].name), inner)
+                            .ok()
+                    }
                     TensorPlan::Keep => None,
                 },
                 |_, _| {},
@@ -312,12 +316,6 @@ pub fn quantize_on(
     Ok((model, info))
 }
 
-/// Packs `(codes, bits)` on the device, for checking `pgq_pack_codes`
-/// against `pgq_format::pack::pack_codes`.
-pub fn pack_on_device(device: &Device, tensors: &[(&[i8], u8)]) -> Result<Vec<Vec<u8>>, CudaError> {
-    device.pack(tensors)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,7 +344,10 @@ mod tests {
         let nothing = Probe::default();
         match decide(DeviceChoice::Auto, &nothing).unwrap() {
             Decision::Cpu { note: Some(note) } => {
-                assert!(note.contains("on the CPU") && note.contains("libcuda.so.1"), "{note}")
+                assert!(
+                    note.contains("on the CPU") && note.contains("libcuda.so.1"),
+                    "{note}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -358,8 +359,14 @@ mod tests {
             decide(DeviceChoice::Cpu, &full_probe()),
             Ok(Decision::Cpu { note: None })
         );
-        assert_eq!(decide(DeviceChoice::Auto, &full_probe()), Ok(Decision::Cuda));
-        assert_eq!(decide(DeviceChoice::Cuda, &full_probe()), Ok(Decision::Cuda));
+        assert_eq!(
+            decide(DeviceChoice::Auto, &full_probe()),
+            Ok(Decision::Cuda)
+        );
+        assert_eq!(
+            decide(DeviceChoice::Cuda, &full_probe()),
+            Ok(Decision::Cuda)
+        );
         let no_nvrtc = Probe {
             nvrtc: None,
             ..full_probe()

@@ -101,8 +101,10 @@ fn devices() -> Result<((i32, i32), Vec<DeviceInfo>), String> {
             // SAFETY: a valid device handle and attribute.
             unsafe { result::device::get_attribute(dev, a) }.map_err(|e| e.to_string())
         };
-        let major = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
-        let minor = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let major =
+            attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor =
+            attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
         devices.push(DeviceInfo {
             ordinal: ordinal as usize,
             name: result::device::get_name(dev).map_err(|e| e.to_string())?,
@@ -154,7 +156,9 @@ mod tests {
             device_error: Some("cuInit: CUDA_ERROR_NO_DEVICE".into()),
             ..complete()
         };
-        assert!(matches!(no_device.unavailable(), Some(CudaError::NoDevice(m)) if m.contains("NO_DEVICE")));
+        assert!(
+            matches!(no_device.unavailable(), Some(CudaError::NoDevice(m)) if m.contains("NO_DEVICE"))
+        );
         let no_nvrtc = Probe {
             nvrtc: None,
             ..complete()
@@ -164,7 +168,11 @@ mod tests {
             cusolver: false,
             ..complete()
         };
-        assert!(no_solver.unavailable().unwrap().to_string().contains("cuSOLVER"));
+        assert!(no_solver
+            .unavailable()
+            .unwrap()
+            .to_string()
+            .contains("cuSOLVER"));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::Instant;
 use cudarc::cublas::{sys as blas, CudaBlas};
 use cudarc::cusolver::{sys as solver, DnHandle};
 use cudarc::driver::{
-    sys::CUfunction_attribute, CudaContext, CudaFunction, CudaSlice, CudaStream,
-    DevicePtrMut, LaunchConfig, PushKernelArg,
+    sys::CUfunction_attribute, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut,
+    LaunchConfig, PushKernelArg,
 };
 use half::f16;
 
@@ -21,8 +21,8 @@ use crate::model::MatrixCodes;
 use super::compile::{ptx_for, KERNELS};
 use super::error::CudaError;
 use super::layout::{
-    column_order, grid, plan_layout, sweep_tasks, JobSpec, MatDesc, PackDesc,
-    SWEEP_SHARED_BYTES, SWEEP_THREADS,
+    column_order, grid, plan_layout, sweep_tasks, JobSpec, MatDesc, PackDesc, SWEEP_SHARED_BYTES,
+    SWEEP_THREADS,
 };
 
 /// Flags the kernels set (kernels/common.cuh).
@@ -137,7 +137,8 @@ impl Device {
         &self,
         len: u64,
     ) -> Result<CudaSlice<T>, CudaError> {
-        let len = usize::try_from(len.max(1)).map_err(|_| CudaError::TooLarge { what: "a buffer" })?;
+        let len =
+            usize::try_from(len.max(1)).map_err(|_| CudaError::TooLarge { what: "a buffer" })?;
         self.stream
             .alloc_zeros(len)
             .map_err(CudaError::driver("allocating device memory"))
@@ -203,9 +204,24 @@ impl Device {
             .record_event(None)
             .map_err(CudaError::driver("recording an event"))?;
         let count = layout.descs.len();
-        let max_units = layout.descs.iter().map(|d| d.rows * d.groups).max().unwrap_or(0);
-        let max_elems = layout.descs.iter().map(|d| d.rows * d.cols).max().unwrap_or(0);
-        let max_square = layout.descs.iter().map(|d| d.cols * d.cols).max().unwrap_or(0);
+        let max_units = layout
+            .descs
+            .iter()
+            .map(|d| d.rows * d.groups)
+            .max()
+            .unwrap_or(0);
+        let max_elems = layout
+            .descs
+            .iter()
+            .map(|d| d.rows * d.cols)
+            .max()
+            .unwrap_or(0);
+        let max_square = layout
+            .descs
+            .iter()
+            .map(|d| d.cols * d.cols)
+            .max()
+            .unwrap_or(0);
         let launch = |name: &'static str, cfg: LaunchConfig| -> Result<_, CudaError> {
             Ok((self.kernel(name)?, cfg))
         };
@@ -273,7 +289,10 @@ impl Device {
         // GPTQ: the factor of each Hessian, damping retried per matrix.
         let flags_now = self.download(&flags)?;
         let mut outcome: Vec<Option<String>> = flags_now.iter().map(|&f| flag_reason(f)).collect();
-        let mut damp: Vec<f64> = specs.iter().map(|j| j.gptq.map_or(0.0, |g| g.damp)).collect();
+        let mut damp: Vec<f64> = specs
+            .iter()
+            .map(|j| j.gptq.map_or(0.0, |g| g.damp))
+            .collect();
         let mut attempts = vec![0u32; jobs.len()];
         let mut active: Vec<usize> = (0..jobs.len())
             .filter(|&i| layout.descs[i].method == 1 && outcome[i].is_none())
@@ -303,7 +322,10 @@ impl Device {
                     shared_mem_bytes: 0,
                 };
                 let mut b = stream.launch_builder(self.kernel("pgq_hessian_prepare")?);
-                b.arg(&round_descs).arg(&hessians).arg(&perm).arg(&mut factors);
+                b.arg(&round_descs)
+                    .arg(&hessians)
+                    .arg(&perm)
+                    .arg(&mut factors);
                 // SAFETY: as above.
                 unsafe { b.launch(rc(square, 256 * 8)) }
                     .map_err(CudaError::driver("launching pgq_hessian_prepare"))?;
@@ -430,7 +452,9 @@ impl Device {
             )
         };
         if status != solver::cusolverStatus_t::CUSOLVER_STATUS_SUCCESS {
-            return Err(lib_err("cuSOLVER", "sizing potrf's workspace")(format!("{status:?}")));
+            return Err(lib_err("cuSOLVER", "sizing potrf's workspace")(format!(
+                "{status:?}"
+            )));
         }
         Ok(lwork.max(1))
     }
@@ -470,7 +494,9 @@ impl Device {
             )
         };
         if status != solver::cusolverStatus_t::CUSOLVER_STATUS_SUCCESS {
-            return Err(lib_err("cuSOLVER", "factoring a Hessian (potrf)")(format!("{status:?}")));
+            return Err(lib_err("cuSOLVER", "factoring a Hessian (potrf)")(format!(
+                "{status:?}"
+            )));
         }
         let one = 1.0f64;
         // SAFETY: as above; alpha is a host pointer (the default mode).
@@ -491,9 +517,9 @@ impl Device {
             )
         };
         if status != blas::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
-            return Err(lib_err("cuBLAS", "inverting a Cholesky factor (trsm)")(format!(
-                "{status:?}"
-            )));
+            return Err(lib_err("cuBLAS", "inverting a Cholesky factor (trsm)")(
+                format!("{status:?}"),
+            ));
         }
         Ok(())
     }
@@ -515,7 +541,10 @@ impl Device {
             codes_len += count;
             out_len += bytes;
         }
-        let all: Vec<i8> = tensors.iter().flat_map(|(c, _)| c.iter().copied()).collect();
+        let all: Vec<i8> = tensors
+            .iter()
+            .flat_map(|(c, _)| c.iter().copied())
+            .collect();
         let codes = self.upload(&all)?;
         let table = self.upload(&descs)?;
         let mut out = self.zeros::<u8>(out_len)?;
@@ -555,4 +584,3 @@ fn flag_reason(flags: u32) -> Option<String> {
         Some(format!("kernel flags {flags:#x}"))
     }
 }
-
