@@ -101,47 +101,33 @@ fn repeat_times_the_codes_warm_and_checks_they_do_not_move() {
     let dir = scratch("device-repeat");
     let (model, hessians) = tiny_inputs(&dir);
     let out = dir.join("r.pgq").display().to_string();
-    let o = pgq(&[
-        "quantize",
-        &model,
-        "-o",
-        &out,
-        "--recipe",
-        &recipe(),
-        "--hessians",
-        &hessians,
-        "--codec",
-        "zstd",
-        "--device",
-        "cpu",
-        "--repeat",
-        "2",
-        "--json",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let doc = json(&o);
+    let recipe = recipe();
+    let quantize = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            &model,
+            "-o",
+            &out,
+            "--recipe",
+            &recipe,
+            "--hessians",
+            &hessians,
+            "--codec",
+            "zstd",
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        let o = pgq(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        o
+    };
+    let doc = json(&quantize(&["--repeat", "2", "--json"]));
     assert_eq!(doc["repeat"]["runs"], 2);
     assert_eq!(doc["repeat"]["identical"], true);
     assert!(doc["repeat"]["codes_ms_median"].as_f64().unwrap() > 0.0);
     assert_eq!(doc["backend"]["fallbacks"].as_array().unwrap().len(), 0);
-    let o = pgq(&[
-        "quantize",
-        &model,
-        "-o",
-        &out,
-        "--recipe",
-        &recipe(),
-        "--hessians",
-        &hessians,
-        "--codec",
-        "zstd",
-        "--device",
-        "cpu",
-        "--repeat",
-        "1",
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let text = stdout(&o);
+    let text = stdout(&quantize(&["--repeat", "1"]));
     assert!(
         text.contains("backend: cpu: codes of") && text.contains("repeat: 1 warm runs"),
         "{text}"

@@ -77,16 +77,23 @@ fn share(equal: usize, total: usize) -> f64 {
     }
 }
 
-/// Compares tensor `a` with `b` (same name).
-pub fn compare_tensors(a: &Tensor, b: &Tensor) -> TensorComparison {
-    let entries = a.shape.iter().product::<u64>();
-    let mut out = TensorComparison {
-        name: a.name.clone(),
-        entries,
+/// The row of a tensor that `other` lacks.
+fn missing(t: &Tensor, other: &Path) -> TensorComparison {
+    TensorComparison {
+        name: t.name.clone(),
+        entries: t.shape.iter().product(),
         agreement: 0.0,
         scale_agreement: None,
         max_code_difference: None,
+        mismatch: Some(format!("missing from {}", other.display())),
+    }
+}
+
+/// Compares tensor `a` with `b` (same name).
+pub fn compare_tensors(a: &Tensor, b: &Tensor) -> TensorComparison {
+    let mut out = TensorComparison {
         mismatch: None,
+        ..missing(a, Path::new(""))
     };
     if a.shape != b.shape {
         out.mismatch = Some(format!("shape {:?} vs {:?}", a.shape, b.shape));
@@ -152,26 +159,12 @@ pub fn run(args: &CompareArgs) -> CliResult<u8> {
         .iter()
         .map(|a| match second.tensors.iter().find(|b| b.name == a.name) {
             Some(b) => compare_tensors(a, b),
-            None => TensorComparison {
-                name: a.name.clone(),
-                entries: a.shape.iter().product(),
-                agreement: 0.0,
-                scale_agreement: None,
-                max_code_difference: None,
-                mismatch: Some(format!("missing from {}", args.second.display())),
-            },
+            None => missing(a, &args.second),
         })
         .collect();
     for b in &second.tensors {
         if !first.tensors.iter().any(|a| a.name == b.name) {
-            rows.push(TensorComparison {
-                name: b.name.clone(),
-                entries: b.shape.iter().product(),
-                agreement: 0.0,
-                scale_agreement: None,
-                max_code_difference: None,
-                mismatch: Some(format!("missing from {}", args.first.display())),
-            });
+            rows.push(missing(b, &args.first));
         }
     }
     let worst = rows.iter().map(|r| r.agreement).fold(1.0, f64::min);

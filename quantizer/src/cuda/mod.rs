@@ -321,23 +321,7 @@ mod tests {
     use super::*;
     use crate::policy::MatrixPlan;
     use crate::search::ClipChoice;
-
-    fn full_probe() -> Probe {
-        Probe {
-            driver: true,
-            driver_version: Some((13, 0)),
-            devices: vec![DeviceInfo {
-                ordinal: 0,
-                name: "GPU".into(),
-                arch: "sm_90".into(),
-                memory_bytes: 1 << 34,
-            }],
-            device_error: None,
-            nvrtc: Some((13, 0)),
-            cublas: true,
-            cusolver: true,
-        }
-    }
+    use probe::complete as full_probe;
 
     #[test]
     fn auto_falls_back_with_the_reason_and_cuda_fails_with_it() {

@@ -126,26 +126,28 @@ pub fn require_runtime() -> Result<(), CudaError> {
     }
 }
 
+/// A machine with everything, for tests.
+#[cfg(test)]
+pub(crate) fn complete() -> Probe {
+    Probe {
+        driver: true,
+        driver_version: Some((13, 0)),
+        devices: vec![DeviceInfo {
+            ordinal: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            arch: "sm_90".into(),
+            memory_bytes: 85_520_809_984,
+        }],
+        device_error: None,
+        nvrtc: Some((13, 0)),
+        cublas: true,
+        cusolver: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn complete() -> Probe {
-        Probe {
-            driver: true,
-            driver_version: Some((13, 0)),
-            devices: vec![DeviceInfo {
-                ordinal: 0,
-                name: "NVIDIA H100 80GB HBM3".into(),
-                arch: "sm_90".into(),
-                memory_bytes: 85_520_809_984,
-            }],
-            device_error: None,
-            nvrtc: Some((13, 0)),
-            cublas: true,
-            cusolver: true,
-        }
-    }
 
     #[test]
     fn the_first_missing_piece_is_named() {

@@ -148,9 +148,14 @@ impl Device {
         &self,
         device: &CudaSlice<T>,
     ) -> Result<Vec<T>, CudaError> {
-        self.stream
+        let host = self
+            .stream
             .clone_dtoh(device)
-            .map_err(CudaError::driver("copying from the device"))
+            .map_err(CudaError::driver("copying from the device"))?;
+        self.stream
+            .synchronize()
+            .map_err(CudaError::driver("copying from the device"))?;
+        Ok(host)
     }
 
     /// Quantizes `jobs` (each supported, see [`JobSpec::unsupported`]).
@@ -199,6 +204,10 @@ impl Device {
         let mut work = self.zeros::<f32>(s.work)?;
         let mut factors = self.zeros::<f64>(s.factors)?;
         let mut ufac = self.zeros::<f32>(s.ufac)?;
+        // Poisoned outputs: -128 is no code of any width, 0xFFFF is an fp16
+        // NaN; an entry left so was never written (checked below).
+        self.poison(&mut codes, 0x80)?;
+        self.poison(&mut scale_bits, 0xFF)?;
 
         let begin = stream
             .record_event(None)
@@ -299,7 +308,7 @@ impl Device {
             .collect();
         if !active.is_empty() {
             let n_max = layout.max_gptq_cols;
-            let lwork = self.potrf_workspace(n_max)?;
+            let lwork = self.potrf_workspace(n_max, &mut factors)?;
             let mut workspace = self.zeros::<f64>(lwork as u64)?;
             let mut info = self.zeros::<i32>(jobs.len() as u64)?;
             while !active.is_empty() {
@@ -415,12 +424,17 @@ impl Device {
                 }
                 let elements = (d.rows * d.cols) as usize;
                 let units = (d.rows * d.groups) as usize;
+                let codes = &codes_host[d.code_off as usize..][..elements];
+                let scales: Vec<f16> = bits_host[d.scale_off as usize..][..units]
+                    .iter()
+                    .map(|&b| f16::from_bits(b))
+                    .collect();
+                if codes.contains(&-128) || scales.iter().any(|s| s.is_nan()) {
+                    return Err("the kernels left codes or scales unwritten (a pgq bug)".into());
+                }
                 Ok(MatrixCodes {
-                    codes: codes_host[d.code_off as usize..][..elements].to_vec(),
-                    scales: bits_host[d.scale_off as usize..][..units]
-                        .iter()
-                        .map(|&b| f16::from_bits(b))
-                        .collect(),
+                    codes: codes.to_vec(),
+                    scales,
                     choices: if d.clip_mode == 2 {
                         choices_host[d.choice_off as usize..][..units].to_vec()
                     } else {
@@ -437,16 +451,30 @@ impl Device {
         })
     }
 
-    fn potrf_workspace(&self, n: usize) -> Result<i32, CudaError> {
+    /// Fills `buf` with `byte`.
+    fn poison<T>(&self, buf: &mut CudaSlice<T>, byte: u8) -> Result<(), CudaError> {
+        let bytes = buf.num_bytes();
+        let stream = self.stream.cu_stream();
+        let (ptr, _guard) = buf.device_ptr_mut(&self.stream);
+        // SAFETY: ptr addresses `bytes` bytes of this buffer, on our stream.
+        unsafe { cudarc::driver::result::memset_d8_async(ptr, byte, bytes, stream) }
+            .map_err(CudaError::driver("poisoning the outputs"))
+    }
+
+    /// potrf's workspace (doubles) for matrices of up to `n` columns;
+    /// `factors` (at least n x n) is passed as the matrix, which the size
+    /// query does not read.
+    fn potrf_workspace(&self, n: usize, factors: &mut CudaSlice<f64>) -> Result<i32, CudaError> {
         let n = i32::try_from(n).map_err(|_| CudaError::TooLarge { what: "a Hessian" })?;
         let mut lwork = 0i32;
-        // SAFETY: a size query; cuSOLVER reads no matrix for it.
+        let (a, _guard) = factors.device_ptr_mut(&self.stream);
+        // SAFETY: a size query on a valid device pointer.
         let status = unsafe {
             solver::cusolverDnDpotrf_bufferSize(
                 self.solver.cu(),
                 solver::cublasFillMode_t::CUBLAS_FILL_MODE_LOWER,
                 n,
-                std::ptr::null_mut(),
+                a as *mut f64,
                 n,
                 &mut lwork,
             )
@@ -460,8 +488,8 @@ impl Device {
     }
 
     /// Cholesky `A = M M^T` (cuSOLVER potrf, lower, in place; `info[id]`
-    /// > 0 when not positive definite), then `B <- M^-1` (cuBLAS trsm of M
-    /// against the identity in B), for descriptor `d`.
+    /// is positive when A is not positive definite), then `B <- M^-1`
+    /// (cuBLAS trsm of M against the identity in B), for descriptor `d`.
     fn factor_inverse(
         &self,
         factors: &mut CudaSlice<f64>,

@@ -148,9 +148,7 @@ pub fn self_test(device: Device) -> Result<SelfTest, CudaError> {
     let Backend::Cuda(device) = &backend else {
         return Err(CudaError::NoDriver);
     };
-    let sample: Vec<i8> = (0..1001)
-        .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
-        .collect();
+    let sample: Vec<i8> = (0..1001).map(|i| ((i * 37 % 255) - 127) as i8).collect();
     let mut pack_identical = true;
     for bits in 2..=8u8 {
         let q = i32::from(crate::scale::code_max(bits).unwrap_or(1));
