@@ -161,7 +161,9 @@ pub struct RunInfo {
     /// Computing every matrix's codes, host to host (uploads and downloads
     /// included on CUDA), in milliseconds.
     pub codes_ms: f64,
-    /// CUDA only: the kernels and factorizations alone (device events).
+    /// CUDA only: the GPU's work with the data resident, from device
+    /// events around it (first kernel to last; uploads and downloads
+    /// excluded, the host's checks of the damping retries included).
     pub device_ms: Option<f64>,
 }
 
