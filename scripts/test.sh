@@ -3,8 +3,9 @@
 # browser viewer's bundle (built before the tests, so that `pgq view` embeds
 # it and its end-to-end test in Chromium runs), every Rust test, the Python
 # reference decoder against the conformance vectors and against `pgq
-# export`, and the viewer's component test and interaction checks in
-# headless Chromium.
+# export`, the viewer's component test and interaction checks in headless
+# Chromium, and the CUDA kernels compiled to PTX by NVRTC
+# (scripts/fetch-nvrtc.sh; no GPU needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,14 @@ python3 web/e2e/check.py "$e2e/minilm.pgq" "$e2e/tiny/demo.pgq" --pgq target/rel
 
 step "examples/pytorch compiles (PyTorch itself is not installed here)"
 python3 -m py_compile examples/pytorch/pgq_hessians.py
+
+step "CUDA kernels compile to PTX for sm_90 through NVRTC (no GPU needed; NVRTC from PyPI)"
+nvrtc_dir=$(bash scripts/fetch-nvrtc.sh | tail -n 1)
+LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PGQ_REQUIRE_NVRTC=1 \
+  cargo test -p pgq-quantizer --test cuda_kernels
+doctor=$(LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" target/release/pgq doctor --require-nvrtc)
+printf '%s\n' "$doctor"
+grep -q "kernels compiled for sm_90" <<<"$doctor"
 
 if [ "${PGQ_FUZZ_SECONDS:-0}" != 0 ]; then
   step "fuzz smoke run (${PGQ_FUZZ_SECONDS} s)"

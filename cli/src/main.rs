@@ -34,6 +34,8 @@ Typical session:
   pgq audit records/2026-04-05_SP8192_...        # a record folder: logs vs claims vs cap
   pgq import final_model.int6.ptz -o record.pgq  # today's artifacts, read safely
   pgq view model.pgq --code train_gpt.py         # the browser viewer, on 127.0.0.1
+  pgq doctor                                     # CPU and CUDA backends found, kernels compiled
+  pgq compare cpu.pgq cuda.pgq                   # codes and scales of two artifacts, per tensor
 
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";
@@ -55,6 +57,8 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     Import(cmd::import::ImportArgs),
     View(cmd::view::ViewArgs),
+    Compare(cmd::compare::CompareArgs),
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::View(args) => cmd::view::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -40,6 +40,8 @@
 //! assert!(entropy.by_bits[&6].bits_per_code > 3.0);
 //! ```
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cuda;
 pub mod demo;
 pub mod entropy;
 pub mod error;
@@ -63,8 +65,9 @@ pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
 pub use gptq::{hessian_error, hessian_errors, quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
-    quantize_model, quantize_planned, quantize_tensor, Baseline, HessianSource, NoHessians,
-    Progress, QuantizedModel, SourceTensor, TensorReport,
+    matrix_codes, quantize_model, quantize_planned, quantize_planned_with, quantize_tensor,
+    Baseline, HessianSource, MatrixCodes, NoHessians, Progress, QuantizedModel, SourceTensor,
+    TensorReport,
 };
 pub use parallel::worker_count;
 pub use policy::{ClipMode, DefaultPolicy, MatrixPlan, Method, Planner, TensorPlan};

@@ -158,13 +158,47 @@ pub fn quantize_planned(
     threads: usize,
     progress: Option<Progress<'_>>,
 ) -> Result<QuantizedModel, QuantizeError> {
+    quantize_planned_with(sources, plans, hessians, threads, progress, &[])
+}
+
+/// The codes and scales of one matrix, computed ahead (by the CUDA
+/// backend, or by [`matrix_codes`]); the report is measured from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixCodes {
+    /// Row-major, original column order.
+    pub codes: Vec<i8>,
+    /// `scales[row * groups + g]`.
+    pub scales: Vec<f16>,
+    /// Percentile search: the candidate of each scale (empty otherwise).
+    pub choices: Vec<u8>,
+    /// GPTQ: the relative damping the factorization succeeded with, and
+    /// how many were tried.
+    pub damp: Option<(f64, u32)>,
+}
+
+/// [`quantize_planned`] where `precomputed[i]`, when given, holds tensor
+/// `i`'s codes (a shorter slice leaves the rest to the CPU); every report
+/// is measured on the CPU from the codes.
+pub fn quantize_planned_with(
+    sources: &[SourceTensor],
+    plans: &[TensorPlan],
+    hessians: &dyn HessianSource,
+    threads: usize,
+    progress: Option<Progress<'_>>,
+    precomputed: &[Option<MatrixCodes>],
+) -> Result<QuantizedModel, QuantizeError> {
     if plans.len() != sources.len() {
         return Err(QuantizeError::PlanCount {
             plans: plans.len(),
             tensors: sources.len(),
         });
     }
-    let jobs: Vec<(&SourceTensor, &TensorPlan)> = sources.iter().zip(plans).collect();
+    let jobs: Vec<(usize, &SourceTensor, &TensorPlan)> = sources
+        .iter()
+        .zip(plans)
+        .enumerate()
+        .map(|(i, (s, p))| (i, s, p))
+        .collect();
     let total = jobs.len();
     let workers = worker_count(threads);
     // Tensors run in parallel; a tensor's own work (GPTQ row tiles, the
@@ -175,10 +209,13 @@ pub fn quantize_planned(
     let results = map_largest_first(
         &jobs,
         workers,
-        |(source, _)| source.values.len() as u64,
-        |&(source, plan)| quantize_one(source, plan, hessians.hessian(&source.name), inner),
+        |(_, source, _)| source.values.len() as u64,
+        |&(i, source, plan)| {
+            let ready = precomputed.get(i).and_then(Option::as_ref);
+            quantize_one(source, plan, hessians.hessian(&source.name), inner, ready)
+        },
         |done, index| {
-            if let (Some(report), Some((source, _))) = (progress, jobs.get(index)) {
+            if let (Some(report), Some((_, source, _))) = (progress, jobs.get(index)) {
                 report(done, total, &source.name);
             }
         },
@@ -202,7 +239,7 @@ pub fn quantize_tensor(
     source: &SourceTensor,
     plan: &TensorPlan,
 ) -> Result<(Tensor, TensorReport), QuantizeError> {
-    quantize_one(source, plan, None, 1)
+    quantize_one(source, plan, None, 1, None)
 }
 
 fn quantize_one(
@@ -210,6 +247,7 @@ fn quantize_one(
     plan: &TensorPlan,
     hessian: Option<&[f32]>,
     threads: usize,
+    ready: Option<&MatrixCodes>,
 ) -> Result<(Tensor, TensorReport), QuantizeError> {
     check_element_count(source)?;
     let mut report = TensorReport {
@@ -230,7 +268,7 @@ fn quantize_one(
         TensorPlan::Keep => keep_f16(source)?,
         TensorPlan::Quantize(plan) => {
             report.method = plan.describe();
-            quantize_matrix(source, plan, hessian, threads, &mut report)?
+            quantize_matrix(source, plan, hessian, threads, ready, &mut report)?
         }
     };
     let tensor = Tensor {
@@ -250,7 +288,7 @@ fn set_fidelity(report: &mut TensorReport, fidelity: Fidelity) {
     report.snr_db = fidelity.snr_db;
 }
 
-fn check_element_count(source: &SourceTensor) -> Result<(), QuantizeError> {
+pub(crate) fn check_element_count(source: &SourceTensor) -> Result<(), QuantizeError> {
     let expected = source.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     if expected == Some(source.values.len() as u64) {
         Ok(())
@@ -289,94 +327,38 @@ fn quantize_matrix(
     plan: &MatrixPlan,
     hessian: Option<&[f32]>,
     threads: usize,
+    ready: Option<&MatrixCodes>,
     report: &mut TensorReport,
 ) -> Result<TensorData, QuantizeError> {
     let tensor = || source.name.clone();
-    // The element count matches, so rows and cols fit usize unless a zero
-    // dimension hides a huge one.
-    let (rows, cols) = rows_cols(&source.shape);
-    let shape_error = || QuantizeError::ShapeMismatch {
-        tensor: tensor(),
-        shape: source.shape.clone(),
-        expected: rows.checked_mul(cols),
-        actual: source.values.len(),
-    };
-    let rows = usize::try_from(rows).map_err(|_| shape_error())?;
-    let cols = usize::try_from(cols).map_err(|_| shape_error())?;
-    if let Some(h) = hessian {
-        if cols.checked_mul(cols) != Some(h.len()) {
-            return Err(QuantizeError::HessianShape {
-                tensor: tensor(),
-                len: h.len(),
-                cols,
-            });
-        }
-    }
-    if plan.needs_hessian() && hessian.is_none() {
-        return Err(QuantizeError::MissingHessian {
-            tensor: tensor(),
-            method: plan.describe(),
-        });
-    }
-    let diagonal: Option<Vec<f64>> =
-        hessian.map(|h| (0..cols).map(|j| f64::from(h[j * cols + j])).collect());
-
-    let (codes, scales, choices) = match (plan.method, hessian) {
-        (
-            Method::Gptq {
-                act_order,
-                damp,
-                block_size,
-            },
-            Some(h),
-        ) => {
-            let config = GptqConfig {
-                bits: plan.bits,
-                group_size: plan.group_size,
-                clip: plan.clip.clone(),
-                damp: f64::from(damp),
-                act_order,
-                block_size: block_size as usize,
-                threads,
-            };
-            let result =
-                gptq::run(&source.values, rows, cols, h, &config, false).map_err(|error| {
-                    QuantizeError::Gptq {
-                        tensor: tensor(),
-                        error,
-                    }
-                })?;
-            report.damp_used = Some(result.damp_used);
-            report.damp_attempts = Some(result.damp_attempts);
-            (result.codes, result.scales, result.clip_choices)
-        }
-        _ => {
-            let (matrix, chosen) = quantize_rtn_with(
-                &source.values,
-                rows,
-                cols,
-                plan.bits,
-                plan.group_size,
-                &plan.clip,
-                diagonal.as_deref(),
-            )
-            .map_err(|error| QuantizeError::Rtn {
-                tensor: tensor(),
-                error,
-            })?;
-            (matrix.codes, matrix.scales, chosen.choices)
+    let (rows, cols) = matrix_shape(source)?;
+    let computed;
+    let MatrixCodes {
+        codes,
+        scales,
+        choices,
+        damp,
+    } = match ready {
+        Some(ready) => ready,
+        None => {
+            computed = matrix_codes(source, plan, hessian, threads)?;
+            &computed
         }
     };
+    if let Some((used, attempts)) = *damp {
+        report.damp_used = Some(used);
+        report.damp_attempts = Some(attempts);
+    }
     if let ClipChoice::Percentiles { list, .. } = &plan.clip {
         let mut counts = vec![0u64; list.len()];
-        for &c in &choices {
+        for &c in choices {
             if let Some(slot) = counts.get_mut(usize::from(c)) {
                 *slot += 1;
             }
         }
         report.clip_choices = Some(counts);
     }
-    let dequantized = dequantize_codes(&codes, &scales, cols, plan.group_size);
+    let dequantized = dequantize_codes(codes, scales, cols, plan.group_size);
     set_fidelity(report, compare(&source.values, &dequantized));
 
     let baseline = match plan.rtn_baseline() {
@@ -421,8 +403,106 @@ fn quantize_matrix(
     Ok(TensorData::Quantized {
         bits: plan.bits,
         group_size: plan.group_size,
+        codes: codes.clone(),
+        scales: scales.clone(),
+    })
+}
+
+/// `(rows, cols)` of a source's matrix view, as usize.
+pub(crate) fn matrix_shape(source: &SourceTensor) -> Result<(usize, usize), QuantizeError> {
+    // The element count matches, so rows and cols fit usize unless a zero
+    // dimension hides a huge one.
+    let (rows, cols) = rows_cols(&source.shape);
+    let shape_error = || QuantizeError::ShapeMismatch {
+        tensor: source.name.clone(),
+        shape: source.shape.clone(),
+        expected: rows.checked_mul(cols),
+        actual: source.values.len(),
+    };
+    let rows = usize::try_from(rows).map_err(|_| shape_error())?;
+    let cols = usize::try_from(cols).map_err(|_| shape_error())?;
+    Ok((rows, cols))
+}
+
+/// The codes and scales of one matrix on the CPU: what `plan` asks for,
+/// with the tensor's Hessian when the plan needs one.
+pub fn matrix_codes(
+    source: &SourceTensor,
+    plan: &MatrixPlan,
+    hessian: Option<&[f32]>,
+    threads: usize,
+) -> Result<MatrixCodes, QuantizeError> {
+    check_element_count(source)?;
+    let tensor = || source.name.clone();
+    let (rows, cols) = matrix_shape(source)?;
+    if let Some(h) = hessian {
+        if cols.checked_mul(cols) != Some(h.len()) {
+            return Err(QuantizeError::HessianShape {
+                tensor: tensor(),
+                len: h.len(),
+                cols,
+            });
+        }
+    }
+    if plan.needs_hessian() && hessian.is_none() {
+        return Err(QuantizeError::MissingHessian {
+            tensor: tensor(),
+            method: plan.describe(),
+        });
+    }
+    let diagonal: Option<Vec<f64>> =
+        hessian.map(|h| (0..cols).map(|j| f64::from(h[j * cols + j])).collect());
+
+    let (codes, scales, choices, damp) = match (plan.method, hessian) {
+        (
+            Method::Gptq {
+                act_order,
+                damp,
+                block_size,
+            },
+            Some(h),
+        ) => {
+            let config = GptqConfig {
+                bits: plan.bits,
+                group_size: plan.group_size,
+                clip: plan.clip.clone(),
+                damp: f64::from(damp),
+                act_order,
+                block_size: block_size as usize,
+                threads,
+            };
+            let result =
+                gptq::run(&source.values, rows, cols, h, &config, false).map_err(|error| {
+                    QuantizeError::Gptq {
+                        tensor: tensor(),
+                        error,
+                    }
+                })?;
+            let damp = Some((result.damp_used, result.damp_attempts));
+            (result.codes, result.scales, result.clip_choices, damp)
+        }
+        _ => {
+            let (matrix, chosen) = quantize_rtn_with(
+                &source.values,
+                rows,
+                cols,
+                plan.bits,
+                plan.group_size,
+                &plan.clip,
+                diagonal.as_deref(),
+            )
+            .map_err(|error| QuantizeError::Rtn {
+                tensor: tensor(),
+                error,
+            })?;
+            (matrix.codes, matrix.scales, chosen.choices, None)
+        }
+    };
+    Ok(MatrixCodes {
         codes,
         scales,
+        choices,
+        damp,
     })
 }
 

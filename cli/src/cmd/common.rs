@@ -161,3 +161,44 @@ pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA when the NVIDIA driver, a GPU, NVRTC, cuBLAS and cuSOLVER are
+    /// all found, else the CPU (a one-line note on stderr says why).
+    Auto,
+    /// The CPU path (faer, all cores): the reference.
+    Cpu,
+    /// The GPU, or exit 3 with what is missing.
+    Cuda,
+}
+
+/// Where quantization runs.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Backend for computing codes: every matrix of the model in one batch
+    /// on the GPU (kernels compiled at run time by NVRTC), or the CPU.
+    /// Reports are measured on the CPU either way; `pgq doctor` lists what
+    /// this machine has.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+}
+
+impl DeviceArgs {
+    /// Opens the backend; prints auto's fallback note on stderr. An
+    /// unavailable `--device cuda` is a usage error (exit 3).
+    pub fn select(&self) -> CliResult<pgq_quantizer::cuda::Backend> {
+        use pgq_quantizer::cuda::{select, DeviceChoice};
+        let choice = match self.device {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+        };
+        let selection =
+            select(choice).map_err(|e| CliError::usage(format!("--device cuda: {e}")))?;
+        if let Some(note) = selection.note {
+            eprintln!("pgq: {note}");
+        }
+        Ok(selection.backend)
+    }
+}

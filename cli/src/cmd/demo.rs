@@ -13,8 +13,8 @@ use pgq_quantizer::{
 };
 use serde::Serialize;
 
-use super::common::{encode_artifact, CAP_BYTES};
-use super::plan::{run_plans, Planning, Provenance, DEFAULT_RECIPE};
+use super::common::{encode_artifact, DeviceArgs, CAP_BYTES};
+use super::plan::{backend_lines, run_plans, Planning, Provenance, DEFAULT_RECIPE};
 use super::quantize::{versus_rtn, versus_rtn_line, VersusRtn};
 use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliError, CliResult, Malformed, CHECK_FAILED, OK};
@@ -68,6 +68,12 @@ pub struct DemoArgs {
     /// (about 210 MB), for `pgq quantize --hessians`.
     #[arg(long)]
     pub write_hessians: bool,
+    /// Write DIR/demo.safetensors (and with --write-hessians the Hessians)
+    /// and stop: the inputs of `pgq quantize` (bench/gpu/check.sh uses it).
+    #[arg(long)]
+    pub model_only: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -248,10 +254,21 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         seconds.insert("hessians", t.elapsed().as_secs_f64());
         Some(hessians)
     };
+    if args.model_only {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&seconds).malformed("cannot render JSON")?
+            );
+        }
+        return Ok(OK);
+    }
+    let backend = args.device.select()?;
 
     let t = Instant::now();
     let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
-    let (model, bar) = run_plans(
+    let (model, info, bar) = run_plans(
+        &backend,
         &sources,
         &tensor_plans,
         hessians.as_ref().map(|h| h as &dyn HessianSource),
@@ -402,6 +419,9 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
                 thousands(sq.status_quo_bytes.saturating_sub(sq.pgq_bytes)),
                 thousands(sq.code_entropy_bytes as u64),
             );
+        }
+        for line in backend_lines(&info) {
+            println!("{line}");
         }
         let hessian_time = seconds
             .get("hessians")

@@ -1,6 +1,8 @@
 pub mod audit;
 mod common;
+pub mod compare;
 pub mod demo;
+pub mod doctor;
 pub mod export;
 pub mod import;
 pub mod inspect;

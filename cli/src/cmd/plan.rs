@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use pgq_format::{Compression, MetaValue};
+use pgq_quantizer::cuda::{quantize_on, Backend, BackendError, RunInfo};
 use pgq_quantizer::recipe::name_glob;
 use pgq_quantizer::{
-    quantize_planned, DefaultPolicy, HessianSource, NoHessians, Planner, QuantizedModel, Recipe,
-    RulePlan, SourceTensor, TensorPlan,
+    DefaultPolicy, HessianSource, NoHessians, Planner, QuantizedModel, Recipe, RulePlan,
+    SourceTensor, TensorPlan,
 };
 
 use super::common::progress_bar;
@@ -254,29 +255,52 @@ impl Provenance {
     }
 }
 
-/// Runs the plans with a progress bar, which is returned still open for
-/// the compression step. `what` names the model in errors.
+/// Runs the plans on `backend` with a progress bar, which is returned still
+/// open for the compression step. `what` names the model in errors.
 pub fn run_plans(
+    backend: &Backend,
     sources: &[SourceTensor],
     plans: &[TensorPlan],
     hessians: Option<&dyn HessianSource>,
     threads: usize,
     what: &str,
-) -> CliResult<(QuantizedModel, ProgressBar)> {
+) -> CliResult<(QuantizedModel, RunInfo, ProgressBar)> {
     let bar = progress_bar(sources.len(), "quantize");
+    bar.set_message(format!("codes on {}", backend.describe()));
     let tick = |done: usize, _total: usize, name: &str| {
         bar.set_position(done as u64);
         bar.set_message(name.to_string());
     };
-    let model = quantize_planned(
+    let (model, info) = quantize_on(
+        backend,
         sources,
         plans,
         hessians.unwrap_or(&NoHessians),
         threads,
         Some(&tick),
     )
-    .map_err(|e| {
-        CliError::malformed(anyhow::Error::new(e).context(format!("cannot quantize {what}")))
-    })?;
-    Ok((model, bar))
+    .map_err(|e| backend_error(e, what))?;
+    Ok((model, info, bar))
+}
+
+/// A tensor's error is malformed input (exit 2), as on the CPU path; a
+/// device failure is reported as such (exit 2 too: the run cannot finish).
+pub fn backend_error(error: BackendError, what: &str) -> CliError {
+    CliError::malformed(anyhow::Error::new(error).context(format!("cannot quantize {what}")))
+}
+
+/// One line on the backend: what computed the codes and how long it took,
+/// then one line per tensor left to the CPU.
+pub fn backend_lines(info: &RunInfo) -> Vec<String> {
+    let device = info
+        .device_ms
+        .map_or(String::new(), |ms| format!(" (kernels {ms:.1} ms)"));
+    let mut lines = vec![format!(
+        "backend: {}: codes of {} matrices in {:.1} ms{device}",
+        info.backend, info.matrices, info.codes_ms
+    )];
+    for f in &info.fallbacks {
+        lines.push(format!("  on the CPU instead: {}: {}", f.tensor, f.reason));
+    }
+    lines
 }

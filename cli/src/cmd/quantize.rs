@@ -8,12 +8,15 @@ use pgq_format::{read_header, summarize, ReadOptions, Summary};
 use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan, TensorReport};
 use serde::Serialize;
 
-use super::common::{encode_artifact, CodecArgs, PolicyArgs, CAP_BYTES};
-use super::plan::{run_plans, select, HessianFile, Planning, Provenance};
+use super::common::{encode_artifact, CodecArgs, DeviceArgs, PolicyArgs, CAP_BYTES};
+use super::plan::{
+    backend_error, backend_lines, run_plans, select, HessianFile, Planning, Provenance,
+};
 use crate::checkpoint;
 use crate::exit::{CliError, CliResult, Malformed, OK};
 use crate::files::write_atomic;
 use crate::render::{shape, table, thousands};
+use pgq_quantizer::cuda::{compute_codes, Backend, RunInfo};
 
 /// Quantize a safetensors checkpoint (f32, f16 or bf16) into a .pgq artifact.
 ///
@@ -43,6 +46,14 @@ use crate::render::{shape, table, thousands};
 /// every tensor, the SHA-256 of the checkpoint and of the Hessians, and any
 /// damping retry.
 ///
+/// --device auto|cpu|cuda chooses where codes are computed (default auto:
+/// the GPU when one is usable, else the CPU with a note saying why); the
+/// report names the backend and any tensor it left to the CPU, and why.
+/// --repeat N then computes every code N more times in the same process
+/// (warm: kernels compiled, device open) and reports the median time, and
+/// whether every run gave the same codes: the benchmark of
+/// bench/gpu/check.sh.
+///
 /// Examples:
 ///   pgq quantize model.safetensors -o model.pgq
 ///   pgq quantize model.safetensors -o model.pgq --group-size 128 --k 13
@@ -50,6 +61,8 @@ use crate::render::{shape, table, thousands};
 ///       --hessians hessians.safetensors
 ///   pgq quantize model.safetensors -o step3.pgq --recipe recipes/sdclip-gptq.toml \
 ///       --hessians hessians.safetensors --only 'blocks.3.*'
+///   pgq quantize model.safetensors -o model.pgq --recipe recipes/default.toml \
+///       --hessians hessians.safetensors --device cuda --repeat 20
 #[derive(Args, Debug)]
 pub struct QuantizeArgs {
     /// The safetensors checkpoint.
@@ -73,6 +86,12 @@ pub struct QuantizeArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub codec: CodecArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// After the run, compute every code N more times (warm) and report
+    /// the median time of the codes alone, on the chosen backend.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub repeat: usize,
     /// Leave out non-float tensors (integer buffers such as position ids)
     /// instead of refusing the checkpoint; they are listed on stderr.
     #[arg(long)]
@@ -110,6 +129,10 @@ struct QuantizeJson<'a> {
     cap_bytes: u64,
     headroom_bytes: i64,
     seconds: f64,
+    /// What computed the codes, in how long, and what it left to the CPU.
+    backend: RunInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat: Option<Repeat>,
     /// Output-space error against plain RTN (with Hessians).
     versus_rtn: Option<VersusRtn>,
     tensors: Vec<TensorRow<'a>>,
@@ -231,12 +254,64 @@ pub fn sources_of(tensors: Vec<checkpoint::SourceTensor>) -> Vec<SourceTensor> {
         .collect()
 }
 
+/// `--repeat`: the codes computed again, warm, in one process.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Repeat {
+    pub runs: usize,
+    /// Host to host, milliseconds: median and fastest.
+    pub codes_ms_median: f64,
+    pub codes_ms_min: f64,
+    /// CUDA: kernels and factorizations alone (device events), median.
+    pub device_ms_median: Option<f64>,
+    /// Every run gave the first run's codes and scales, bit for bit.
+    pub identical: bool,
+}
+
+/// The median of `values` (the upper one of an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Computes the codes `runs` more times and times them.
+fn repeat_codes(
+    backend: &Backend,
+    sources: &[SourceTensor],
+    plans: &[TensorPlan],
+    hessians: &dyn HessianSource,
+    threads: usize,
+    runs: usize,
+) -> CliResult<Repeat> {
+    let (mut host, mut device) = (Vec::new(), Vec::new());
+    let mut first = None;
+    let mut identical = true;
+    for _ in 0..runs {
+        let (codes, info) = compute_codes(backend, sources, plans, hessians, threads)
+            .map_err(|e| backend_error(e, "the model (--repeat)"))?;
+        host.push(info.codes_ms);
+        device.extend(info.device_ms);
+        match &first {
+            None => first = Some(codes),
+            Some(first) => identical &= *first == codes,
+        }
+    }
+    Ok(Repeat {
+        runs,
+        codes_ms_median: median(&host),
+        codes_ms_min: host.iter().copied().fold(f64::INFINITY, f64::min),
+        device_ms_median: (!device.is_empty()).then(|| median(&device)),
+        identical,
+    })
+}
+
 pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     let planning = match &args.recipe {
         Some(path) => Planning::recipe(path)?,
         None => Planning::Policy(args.policy.policy()?),
     };
     let compression = args.codec.compression()?;
+    let backend = args.device.select()?;
     let started = Instant::now();
     let checkpoint = checkpoint::load(&args.model, args.drop_non_float)?;
     for (name, dtype) in &checkpoint.dropped {
@@ -267,7 +342,8 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         .unzip();
     let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
 
-    let (model, bar) = run_plans(
+    let (model, info, bar) = run_plans(
+        &backend,
         &sources,
         &tensor_plans,
         hessians.as_ref().map(|h| h as &dyn HessianSource),
@@ -287,10 +363,25 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
     bar.finish_and_clear();
     write_atomic(&args.output, &bytes)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let repeat = if args.repeat > 0 {
+        let h = hessians
+            .as_ref()
+            .map_or(&pgq_quantizer::NoHessians as &dyn HessianSource, |h| h);
+        Some(repeat_codes(
+            &backend,
+            &sources,
+            &tensor_plans,
+            h,
+            args.threads,
+            args.repeat,
+        )?)
+    } else {
+        None
+    };
     let header = read_header(&bytes, &ReadOptions::default())
         .malformed("the written artifact does not parse (a pgq bug)")?;
     let summary = summarize(&header);
-    let seconds = started.elapsed().as_secs_f64();
     let rows = rows(&model.reports, &summary);
     let headroom = CAP_BYTES as i64 - summary.file_bytes as i64;
     let versus = versus_rtn(&model.reports);
@@ -301,6 +392,8 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
             cap_bytes: CAP_BYTES,
             headroom_bytes: headroom,
             seconds,
+            backend: info,
+            repeat,
             versus_rtn: versus,
             tensors: rows,
         };
@@ -312,6 +405,26 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         print!("{}", render_rows(&rows));
         if let Some(v) = &versus {
             println!("\n{}", versus_rtn_line(v));
+        }
+        println!();
+        for line in backend_lines(&info) {
+            println!("{line}");
+        }
+        if let Some(r) = &repeat {
+            let device = r
+                .device_ms_median
+                .map_or(String::new(), |ms| format!(", kernels {ms:.1} ms"));
+            println!(
+                "repeat: {} warm runs: codes median {:.1} ms (fastest {:.1} ms{device}); {}",
+                r.runs,
+                r.codes_ms_median,
+                r.codes_ms_min,
+                if r.identical {
+                    "identical codes every run"
+                } else {
+                    "CODES DIFFER between runs"
+                }
+            );
         }
         let partial = if args.only.is_empty() {
             String::new()
