@@ -9,11 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%s] %s\n' "$(date +%T)" "$*"; }
 
 step "set-up"
 bash scripts/setup.sh
 export PGQ_MINILM="${PGQ_MINILM:-$(bash scripts/fetch-minilm.sh | tail -n 1)}"
+# NVRTC from PyPI, so that `cargo test` compiles every CUDA kernel to PTX
+# (quantizer/tests/cuda_kernels.rs; PGQ_REQUIRE_NVRTC=1 makes a missing
+# libnvrtc a failure, not a skip). No GPU or driver is needed.
+nvrtc_dir=$(bash scripts/fetch-nvrtc.sh | tail -n 1)
+export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PGQ_REQUIRE_NVRTC=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -24,12 +30,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "the browser viewer: cargo xtask web -> web/dist (pgq-format and pgq-verifier for wasm32; embedded in pgq, whose end-to-end test runs Chromium)"
 cargo xtask web
 
-step "cargo test (workspace)"
+step "cargo test (workspace; the CUDA kernels compile through NVRTC)"
 cargo test --workspace
+# The binary the tests built (test profile): the steps below drive it.
+pgq=target/debug/pgq
 
 step "reference decoder: $(wc -c < spec/reference/pgq_decode.py) bytes; vectors vs expected values and vs pgq export"
-cargo build --release -p pgq
-python3 spec/reference/check_vectors.py --pgq target/release/pgq
+python3 spec/reference/check_vectors.py --pgq "$pgq"
 
 step "the viewer's component test in headless Chromium (wasm-bindgen-test, web/tests/browser.rs)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -37,18 +44,15 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 
 step "the viewer's interactions end to end (web/e2e/check.py): MiniLM, compared with the tiny demo"
 e2e=target/e2e && rm -rf "$e2e" && mkdir -p "$e2e"
-target/release/pgq demo --tiny --out "$e2e/tiny" >/dev/null
-target/release/pgq quantize "$PGQ_MINILM" --drop-non-float --codec zstd -o "$e2e/minilm.pgq" >/dev/null
-python3 web/e2e/check.py "$e2e/minilm.pgq" "$e2e/tiny/demo.pgq" --pgq target/release/pgq
+"$pgq" demo --tiny --out "$e2e/tiny" >/dev/null
+"$pgq" quantize "$PGQ_MINILM" --drop-non-float --codec zstd -o "$e2e/minilm.pgq" >/dev/null
+python3 web/e2e/check.py "$e2e/minilm.pgq" "$e2e/tiny/demo.pgq" --pgq "$pgq"
 
 step "examples/pytorch compiles (PyTorch itself is not installed here)"
 python3 -m py_compile examples/pytorch/pgq_hessians.py
 
-step "CUDA kernels compile to PTX for sm_90 through NVRTC (no GPU needed; NVRTC from PyPI)"
-nvrtc_dir=$(bash scripts/fetch-nvrtc.sh | tail -n 1)
-LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PGQ_REQUIRE_NVRTC=1 \
-  cargo test -p pgq-quantizer --test cuda_kernels
-doctor=$(LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" target/release/pgq doctor --require-nvrtc)
+step "pgq doctor: the CUDA kernels compiled for sm_90 through NVRTC (no GPU needed)"
+doctor=$("$pgq" doctor --require-nvrtc)
 printf '%s\n' "$doctor"
 grep -q "kernels compiled for sm_90" <<<"$doctor"
 
