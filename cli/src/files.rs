@@ -48,3 +48,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
     }
     result.malformed(format!("cannot write {}", path.display()))
 }
+
+/// The `--code` files counted against the cap (the training script and
+/// whatever it ships with), as (path as shown, bytes). A path that is not a
+/// readable file is an error naming it.
+pub fn code_file_sizes(paths: &[std::path::PathBuf]) -> CliResult<Vec<(String, u64)>> {
+    paths
+        .iter()
+        .map(|path| {
+            let meta =
+                std::fs::metadata(path).malformed(format!("cannot read {}", path.display()))?;
+            if !meta.is_file() {
+                return Err(CliError::usage(format!(
+                    "--code {}: not a file",
+                    path.display()
+                )));
+            }
+            Ok((path.display().to_string(), meta.len()))
+        })
+        .collect()
+}

@@ -1,29 +1,6 @@
 //! Small text-formatting helpers shared by the commands' human output.
 
-/// 15988983 -> "15,988,983".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `[2048, 512]` -> "2048x512"; rank 0 -> "scalar".
-pub fn shape(shape: &[u64]) -> String {
-    if shape.is_empty() {
-        return "scalar".into();
-    }
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
-}
+pub use pgq_verifier::format::{shape_text as shape, thousands};
 
 /// A plain left/right-aligned table: the first row is the header; columns
 /// whose header starts with '>' are right-aligned (the '>' is dropped).

@@ -12,6 +12,7 @@
 //!   executes anything.
 
 pub mod audit;
+pub mod format;
 pub mod import;
 pub mod layers;
 pub mod report;

@@ -234,21 +234,29 @@ check("index.html is not a valid .pgq file: bad_magic: magic at byte 0" in text(
 # Drag and drop: a file dropped anywhere on the page opens it (a DragEvent
 # with a DataTransfer holding the File, as the browser builds it).
 DROP = """
-const [url, name, done] = arguments;
+const [url, name, selector, done] = arguments;
 fetch(url).then(r => r.arrayBuffer()).then(buf => {
   const dt = new DataTransfer();
   dt.items.add(new File([buf], name));
-  const at = document.querySelector('h1');
+  const at = document.querySelector(selector);
   at.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
   at.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
   done(true);
 });
 """
-d.execute_async_script(DROP, "/other.pgq", "dropped.pgq")
+d.execute_async_script(DROP, "/other.pgq", "dropped.pgq", "h1")
 wait_state("ready")
 check(row_names() == [t["name"] for t in other["tensors"]], "the dropped file's rows")
 check(content("#cap-total") == str(os.path.getsize(args.other or args.artifact) + 50000), "the dropped file's total, code bytes kept")
 check("dropped.pgq" in text(".gauge"), "the dropped file's name on the gauge")
+
+# On the compare box, a drop is the comparison's only: the main artifact
+# stays, and the page's drop highlight is cleared.
+main_rows = row_names()
+d.execute_async_script(DROP, "/demo.pgq", "dropped-compare.pgq", 'label[for="compare-input"]')
+wait.until(lambda _: "dropped-compare.pgq" in text("#compare"))
+check(row_names() == main_rows, "a drop on the compare box leaves the main artifact")
+check("dragging" not in d.find_element(By.CSS_SELECTOR, ".app").get_attribute("class"), "no drop highlight left")
 
 d.get(BASE + "/?artifact=/missing.pgq")
 wait_state("error")

@@ -275,6 +275,14 @@ fn dropped_files(ev: &leptos::ev::DragEvent) -> Vec<File> {
     browser::files(ev.data_transfer().and_then(|d| d.files()))
 }
 
+/// A drop on the compare or code-bytes box is that box's alone (it does
+/// not reach the page's handler, which would open the file as the main
+/// artifact), so the page's drop highlight is cleared here.
+fn claim_drop(ev: &leptos::ev::DragEvent, dragging: RwSignal<bool>) -> Vec<File> {
+    dragging.set(false);
+    dropped_files(ev)
+}
+
 /// Code files: their sizes count against the cap.
 fn code_files(state: State, files: Vec<File>) {
     if files.is_empty() {
@@ -370,7 +378,7 @@ pub fn App() -> impl IntoView {
                 <div class="input-group"
                     on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
                     on:drop=move |ev: leptos::ev::DragEvent| {
-                        if let Some(f) = dropped_files(&ev).into_iter().next() {
+                        if let Some(f) = claim_drop(&ev, dragging).into_iter().next() {
                             state.open_file(f, Target::Compare);
                         }
                     }
@@ -387,7 +395,7 @@ pub fn App() -> impl IntoView {
                 </div>
                 <div class="input-group"
                     on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
-                    on:drop=move |ev: leptos::ev::DragEvent| code_files(state, dropped_files(&ev))
+                    on:drop=move |ev: leptos::ev::DragEvent| code_files(state, claim_drop(&ev, dragging))
                 >
                     <label for="code-bytes">"Code bytes"</label>
                     <div class="code-row">

@@ -199,18 +199,7 @@ pub fn file_name_of(url: &str) -> String {
 // ---------------------------------------------------------------------------
 // Formatting
 
-/// 15988983 -> "15,988,983" (as the CLI's tables).
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use pgq_verifier::format::{shape_text, thousands};
 
 /// -1234 -> "−1,234", 1234 -> "+1,234", 0 -> "0".
 pub fn signed_thousands(n: i64) -> String {
@@ -246,18 +235,6 @@ pub fn fixed3(x: f64) -> String {
 /// Decimal megabytes (the cap is 16,000,000 bytes = 16.00 MB).
 pub fn megabytes(n: u64) -> String {
     format!("{:.2} MB", n as f64 / 1e6)
-}
-
-/// The CLI's shape: `[2048, 512]` -> "2048x512"; rank 0 -> "scalar".
-pub fn shape_text(shape: &[u64]) -> String {
-    if shape.is_empty() {
-        return "scalar".into();
-    }
-    shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
 }
 
 /// A compact figure for statistics: 4 significant digits, scientific

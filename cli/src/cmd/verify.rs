@@ -13,8 +13,8 @@ use super::plan::HessianFile;
 use super::quantize::sources_of;
 use super::report::{emit, ReportFormat};
 use crate::checkpoint;
-use crate::exit::{CliError, CliResult, Malformed};
-use crate::files::read_limited;
+use crate::exit::{CliResult, Malformed};
+use crate::files::{code_file_sizes, read_limited};
 
 /// Verify an artifact: structure and every CRC, the 16,000,000-byte cap,
 /// the decode digest, and decode fidelity against a reference checkpoint.
@@ -81,17 +81,7 @@ pub struct VerifyArgs {
 pub fn run(args: &VerifyArgs) -> CliResult<u8> {
     let read = ReadOptions::default();
     let bytes = read_limited(&args.artifact, read.max_file_bytes)?;
-    let mut code_files = Vec::with_capacity(args.code.len());
-    for path in &args.code {
-        let meta = std::fs::metadata(path).malformed(format!("cannot read {}", path.display()))?;
-        if !meta.is_file() {
-            return Err(CliError::usage(format!(
-                "--code {}: not a file",
-                path.display()
-            )));
-        }
-        code_files.push((path.display().to_string(), meta.len()));
-    }
+    let code_files = code_file_sizes(&args.code)?;
     let reference = match &args.reference {
         Some(path) => {
             let checkpoint = checkpoint::load(path, args.drop_non_float)?;

@@ -21,7 +21,7 @@ use clap::Args;
 use pgq_format::{read, ReadOptions};
 
 use crate::exit::{CliError, CliResult, Malformed, OK};
-use crate::files::read_limited;
+use crate::files::{code_file_sizes, read_limited};
 use crate::render::thousands;
 
 mod bundle {
@@ -81,17 +81,10 @@ pub fn run(args: &ViewArgs) -> CliResult<u8> {
     };
     let options = ReadOptions::default();
     let bytes = read_limited(&args.file, options.max_file_bytes)?;
-    let mut code_bytes = 0u64;
-    for path in &args.code {
-        let meta = std::fs::metadata(path).malformed(format!("cannot read {}", path.display()))?;
-        if !meta.is_file() {
-            return Err(CliError::usage(format!(
-                "--code {}: not a file",
-                path.display()
-            )));
-        }
-        code_bytes += meta.len();
-    }
+    let code_bytes: u64 = code_file_sizes(&args.code)?
+        .iter()
+        .map(|(_, bytes)| bytes)
+        .sum();
     // Served either way: the page shows the same error.
     if let Err(e) = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))

@@ -186,18 +186,7 @@ pub fn id_part(name: &str) -> String {
     }
 }
 
-/// `16054963` as `16,054,963`, the way the field's READMEs print sizes.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::format::thousands;
 
 /// A claim against a logged figure: pass ("agrees with") within the
 /// tolerance, fail ("disagrees with") beyond it.
