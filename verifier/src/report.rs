@@ -13,6 +13,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Not applicable to this subject (a time limit on the non-record
+    /// track): reported, never failing.
+    Skip,
     /// Checked and within bounds.
     Pass,
     /// A figure needed for the check is missing or unreadable: reported as
@@ -28,6 +31,7 @@ pub enum Status {
 impl Status {
     pub fn label(self) -> &'static str {
         match self {
+            Status::Skip => "skip",
             Status::Pass => "pass",
             Status::Unknown => "unknown",
             Status::Warn => "warn",
@@ -38,6 +42,7 @@ impl Status {
     /// A symbol for Markdown tables.
     fn badge(self) -> &'static str {
         match self {
+            Status::Skip => "⏭️ skip",
             Status::Pass => "✅ pass",
             Status::Unknown => "❔ unknown",
             Status::Warn => "⚠️ warn",
@@ -114,11 +119,17 @@ impl Report {
 
     /// How many checks have each status, most severe first.
     pub fn counts(&self) -> Vec<(Status, usize)> {
-        [Status::Fail, Status::Warn, Status::Unknown, Status::Pass]
-            .into_iter()
-            .map(|s| (s, self.checks.iter().filter(|c| c.status == s).count()))
-            .filter(|&(_, n)| n > 0)
-            .collect()
+        [
+            Status::Fail,
+            Status::Warn,
+            Status::Unknown,
+            Status::Pass,
+            Status::Skip,
+        ]
+        .into_iter()
+        .map(|s| (s, self.checks.iter().filter(|c| c.status == s).count()))
+        .filter(|&(_, n)| n > 0)
+        .collect()
     }
 
     fn summary(&self) -> String {
@@ -151,7 +162,7 @@ impl Report {
                 check.id,
                 check.detail
             );
-            if check.status != Status::Pass || check.figures.len() <= 4 {
+            if check.status > Status::Pass || check.figures.len() <= 4 {
                 for f in &check.figures {
                     let _ = writeln!(out, "          {} = {}", f.name, plain(&f.value));
                 }
@@ -170,7 +181,7 @@ impl Report {
             escape(&self.summary())
         );
         let (attention, passing): (Vec<&Check>, Vec<&Check>) =
-            self.ordered().partition(|c| c.status != Status::Pass);
+            self.ordered().partition(|c| c.status > Status::Pass);
         let table = |checks: &[&Check]| {
             let mut t =
                 String::from("| status | check | detail | figures |\n| --- | --- | --- | --- |\n");

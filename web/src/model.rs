@@ -921,6 +921,7 @@ pub fn verdict(report: &Report) -> String {
 /// The CSS class of a status.
 pub fn status_class(status: Status) -> &'static str {
     match status {
+        Status::Skip => "skip",
         Status::Pass => "pass",
         Status::Unknown => "unknown",
         Status::Warn => "warn",

@@ -1,12 +1,8 @@
 //! submission.json's claims against the logs. A claim that disagrees with
 //! its log fails with both numbers; a claim with no log figure to compare is
-//! unknown.
-//!
-//! Decimals are compared within what rounding to the printed digits allows:
-//! for a mean, a whole unit of the claim's last place plus half of the
-//! logs', since records often round the mean of already rounded per-seed
-//! figures (the SDClip record claims 1.08563, the mean of its rounded
-//! seeds; the mean of its logs is 1.0856248). Per-seed claims are in
+//! unknown. A top-level score is the mean of the runs it is over, or one
+//! run's figure (a warning: the claim should be the mean), per
+//! [`super::scoring::quoted`]; per-seed claims are in
 //! [`super::seed_claims`].
 
 use serde_json::Value;
@@ -15,45 +11,40 @@ use crate::report::{Check, Status};
 
 use super::folder::FileEntry;
 use super::runs::Run;
+use super::scoring::{quoted, Quoted, Scoring};
 use super::seed_claims::seed_claim_checks;
-use super::stats::{mean, sample_variance};
+use super::stats::sample_variance;
 use super::submission::{Claimed, ClaimedBytes, Claims};
-use super::text::{agreement, thousands, Printed, FLOAT_SLACK};
+use super::text::{thousands, Printed, FLOAT_SLACK};
 
-pub fn claim_checks(
-    claims: &Claims,
-    runs: &[Run],
-    code_files: &[FileEntry],
-    cap: u64,
-) -> Vec<Check> {
-    let claimed_seeds = claims.claimed_seeds();
-    // The mean is over the claimed seeds when submission.json names them:
-    // a log of an unclaimed run must not move it.
-    let counted: Vec<&Run> = runs
-        .iter()
-        .filter(|r| claimed_seeds.is_empty() || claimed_seeds.contains(&r.seed))
-        .collect();
+/// What the claim checks read besides the claims.
+pub struct Evidence<'a> {
+    pub runs: &'a [Run],
+    /// The runs the claims are over: the claimed seeds', else all.
+    pub claimed: &'a [&'a Run],
+    /// Claimed seeds no log is of.
+    pub missing_seeds: &'a [String],
+    pub scoring: &'a Scoring,
+    /// The script counted as the submission's code, when present.
+    pub script: Option<&'a FileEntry>,
+    pub cap: u64,
+}
+
+pub fn claim_checks(claims: &Claims, evidence: &Evidence<'_>) -> Vec<Check> {
+    let scoring = evidence.scoring;
     let mut checks = vec![
-        mean_claim(
-            "val_bpb",
-            claims.val_bpb.as_ref(),
-            &counted,
-            &claimed_seeds,
-            |r| r.log.score.as_ref().map(|s| s.val_bpb),
-        ),
-        seed_list(claims, runs),
+        score_claim("val_bpb", claims.val_bpb.as_ref(), evidence, &|r| {
+            scoring.val_bpb(r)
+        }),
+        seed_list(claims, evidence.runs),
     ];
     if let Some(claim) = &claims.val_loss {
-        checks.push(mean_claim(
-            "val_loss",
-            Some(claim),
-            &counted,
-            &claimed_seeds,
-            |r| r.log.score.as_ref().and_then(|s| s.val_loss),
-        ));
+        checks.push(score_claim("val_loss", Some(claim), evidence, &|r| {
+            scoring.val_loss(r)
+        }));
     }
     if let Some(claim) = &claims.val_bpb_std {
-        checks.push(std_claim(claim, &counted));
+        checks.push(std_claim(claim, evidence));
     }
     for (name, claim, logged) in [
         (
@@ -67,22 +58,21 @@ pub fn claim_checks(
         }),
     ] {
         if let Some(claim) = claim {
-            checks.push(bytes_claim(name, claim, &counted, logged, cap));
+            checks.push(bytes_claim(name, claim, evidence, logged));
         }
     }
     for seed_claim in &claims.per_seed {
-        checks.extend(seed_claim_checks(seed_claim, runs, code_files));
+        checks.extend(seed_claim_checks(seed_claim, evidence));
     }
     checks
 }
 
-/// A top-level score against the mean of the seeds' logged scores.
-fn mean_claim(
+/// A top-level score against the claimed runs: their mean, or one run's.
+fn score_claim(
     name: &str,
     claim: Option<&Claimed>,
-    runs: &[&Run],
-    claimed_seeds: &[String],
-    logged: fn(&Run) -> Option<Printed>,
+    evidence: &Evidence<'_>,
+    logged: &dyn Fn(&Run) -> Option<Printed>,
 ) -> Check {
     let id = format!("claims.{name}");
     let Some(claim) = claim else {
@@ -94,58 +84,95 @@ fn mean_claim(
         .figure("claimed", Value::Null);
     };
     let base = |status, detail: String| {
-        Check::new(id.clone(), status, detail).figure("claimed", claim.value.value)
+        Check::new(id.clone(), status, detail)
+            .figure("claimed", claim.value.value)
+            .figure("scored", evidence.scoring.rule.as_str())
     };
-    let missing: Vec<&str> = claimed_seeds
-        .iter()
-        .filter(|seed| !runs.iter().any(|r| &&r.seed == seed && logged(r).is_some()))
-        .map(String::as_str)
-        .collect();
-    let figures: Vec<Printed> = runs.iter().filter_map(|r| logged(r)).collect();
-    if figures.is_empty() || !missing.is_empty() {
-        let why = if missing.is_empty() {
-            format!("no seed log prints a final {name}")
+    let claimed = format!("submission.json's {} {}", claim.key, claim.value);
+    let mut missing: Vec<&str> = evidence.missing_seeds.iter().map(String::as_str).collect();
+    missing.extend(
+        evidence
+            .claimed
+            .iter()
+            .filter(|r| logged(r).is_none())
+            .map(|r| r.id.as_str()),
+    );
+    let result = if missing.is_empty() {
+        quoted(&claim.value, evidence.claimed, logged)
+    } else {
+        None
+    };
+    let Some(result) = result else {
+        let why = if evidence.claimed.is_empty() {
+            format!("no run logs a final {name}")
         } else {
-            format!("no logged {name} for seed(s) [{}]", missing.join(", "))
+            format!("no logged {name} for [{}]", missing.join(", "))
         };
-        return base(
-            Status::Unknown,
+        return base(Status::Unknown, format!("{claimed}: {why} to compare"))
+            .figure("logged_mean", Value::Null);
+    };
+    let n = evidence.claimed.len();
+    let over = if n == 1 {
+        format!("run {}'s", evidence.claimed[0].id)
+    } else {
+        format!("the mean of {n} runs,")
+    };
+    match result {
+        Quoted::Mean {
+            mean,
+            difference,
+            tolerance,
+        } => base(
+            Status::Pass,
             format!(
-                "submission.json's {} {}: {why} to compare",
-                claim.key, claim.value
+                "{claimed} agrees with {over} {mean:.8} (difference {difference:.2e}, tolerance {tolerance:.1e})"
             ),
         )
-        .figure("logged_mean", Value::Null);
+        .figure("logged_mean", mean)
+        .figure("runs", n)
+        .figure("difference", difference)
+        .figure("tolerance", tolerance),
+        Quoted::OneRun { run, figure, mean } => {
+            let line = evidence.scoring.score(run).map_or(0, |e| e.line);
+            base(
+                Status::Warn,
+                format!(
+                    "{claimed} is run {}'s figure ({figure}, {} line {line}), not the mean of the {n} runs, {mean:.8}: a record's claim is the mean over its seeds",
+                    run.id, run.file
+                ),
+            )
+            .figure("logged_mean", mean)
+            .figure("runs", n)
+            .figure("quoted_run", run.id.as_str())
+            .figure("quoted_file", run.file.as_str())
+            .figure("quoted_line", line)
+        }
+        Quoted::Neither {
+            mean,
+            difference,
+            tolerance,
+        } => base(
+            Status::Fail,
+            format!(
+                "{claimed} disagrees with {over} {mean:.8} (difference {difference:.2e}, tolerance {tolerance:.1e}), and with every single run's"
+            ),
+        )
+        .figure("logged_mean", mean)
+        .figure("runs", n)
+        .figure("difference", difference)
+        .figure("tolerance", tolerance),
     }
-    let values: Vec<f64> = figures.iter().map(|p| p.value).collect();
-    let mean = mean(&values);
-    let log_rounding = figures.iter().map(Printed::half_unit).fold(0.0, f64::max);
-    let tolerance = 2.0 * claim.value.half_unit() + log_rounding + FLOAT_SLACK;
-    let difference = (claim.value.value - mean).abs();
-    let (status, verdict) = agreement(difference, tolerance);
-    base(
-        status,
-        format!(
-            "submission.json's {} {} {verdict} the mean of {} seed log(s), {mean:.8} (difference {difference:.2e}, tolerance {tolerance:.1e})",
-            claim.key,
-            claim.value,
-            figures.len()
-        ),
-    )
-    .figure("logged_mean", mean)
-    .figure("seeds", figures.len())
-    .figure("difference", difference)
-    .figure("tolerance", tolerance)
 }
 
 /// The claimed spread of val_bpb over seeds. Records use either
 /// convention (the SDClip record's 0.0007 is the sample std, ddof 1; the
 /// PhasedTTT record's 0.00063 the population std, ddof 0): either passes.
-fn std_claim(claim: &Claimed, runs: &[&Run]) -> Check {
+fn std_claim(claim: &Claimed, evidence: &Evidence<'_>) -> Check {
     let id = "claims.val_bpb_std";
-    let figures: Vec<Printed> = runs
+    let figures: Vec<Printed> = evidence
+        .claimed
         .iter()
-        .filter_map(|r| r.log.score.as_ref().map(|s| s.val_bpb))
+        .filter_map(|r| evidence.scoring.val_bpb(r))
         .collect();
     let base = |status, detail: String| {
         Check::new(id, status, detail).figure("claimed", claim.value.value)
@@ -192,7 +219,12 @@ fn std_claim(claim: &Claimed, runs: &[&Run]) -> Check {
 /// The seeds claimed against the logs present.
 fn seed_list(claims: &Claims, runs: &[Run]) -> Check {
     let claimed = claims.claimed_seeds();
-    let logged: Vec<&str> = runs.iter().map(|r| r.seed.as_str()).collect();
+    let mut logged: Vec<&str> = Vec::new();
+    for seed in runs.iter().filter_map(|r| r.seed.as_deref()) {
+        if !logged.contains(&seed) {
+            logged.push(seed);
+        }
+    }
     let base = |status, detail: String| {
         Check::new("claims.seeds", status, detail)
             .figure("claimed", claimed.clone())
@@ -257,21 +289,23 @@ fn seed_list(claims: &Claims, runs: &[Run]) -> Check {
     base(status, detail)
 }
 
-/// A top-level byte count against the seeds' logged ones. The cap applies
-/// to each seed's artifact, so the claim that matters is the largest; the
+/// A top-level byte count against the runs' logged ones. The cap applies
+/// to each run's artifact, so the claim that matters is the largest; the
 /// SDClip record claims the mean of its five (15,985,678, while seed 42
-/// logs 15,988,983): that is reported as a warning, not a failure.
+/// logs 15,988,983) and the LoRA TTT record one run's model bytes plus the
+/// shipped script: those are warnings, not failures.
 fn bytes_claim(
     name: &str,
     claim: &ClaimedBytes,
-    runs: &[&Run],
+    evidence: &Evidence<'_>,
     logged: fn(&Run) -> Option<u64>,
-    cap: u64,
 ) -> Check {
     let id = format!("claims.{name}");
-    let per_seed: Vec<(&str, u64)> = runs
+    let cap = evidence.cap;
+    let per_run: Vec<(&str, u64)> = evidence
+        .claimed
         .iter()
-        .filter_map(|r| Some((r.seed.as_str(), logged(r)?)))
+        .filter_map(|r| Some((r.id.as_str(), logged(r)?)))
         .collect();
     let base = |status, detail: String| {
         Check::new(id.clone(), status, detail).figure("claimed", claim.bytes)
@@ -281,55 +315,85 @@ fn bytes_claim(
         claim.key,
         thousands(claim.bytes)
     );
-    let Some(&(largest_seed, largest)) = per_seed.iter().max_by_key(|(_, bytes)| *bytes) else {
+    let over_cap = if claim.bytes > cap && name == "bytes_total" {
+        format!(" (over the {}-byte cap)", thousands(cap))
+    } else {
+        String::new()
+    };
+    let script = evidence.script;
+    if name == "bytes_code" {
+        if let Some(script) = script.filter(|s| s.bytes == claim.bytes) {
+            return base(
+                Status::Pass,
+                format!("{claimed}: the size of the shipped {}", script.name),
+            )
+            .figure("script_bytes", script.bytes);
+        }
+    }
+    let Some(&(largest_run, largest)) = per_run.iter().max_by_key(|(_, bytes)| *bytes) else {
         return base(
             Status::Unknown,
             format!("{claimed}; no log prints that figure"),
         )
         .figure("logged_max", Value::Null);
     };
-    let sum: u128 = per_seed.iter().map(|(_, b)| u128::from(*b)).sum();
-    let count = per_seed.len() as u128;
+    let sum: u128 = per_run.iter().map(|(_, b)| u128::from(*b)).sum();
+    let count = per_run.len() as u128;
     // The mean as a record would print it: rounded half up to whole bytes.
     let mean = (2 * sum + count) / (2 * count);
-    let over_cap = if claim.bytes > cap && name == "bytes_total" {
-        format!(" (over the {}-byte cap)", thousands(cap))
-    } else {
-        String::new()
-    };
+    // A total counting the shipped script instead of the logged code size.
+    let with_script = script.and_then(|script| {
+        evidence.claimed.iter().find_map(|r| {
+            let model = r.log.model_bytes()?;
+            (name == "bytes_total" && model.checked_add(script.bytes) == Some(claim.bytes))
+                .then_some((r, model, script))
+        })
+    });
     let (status, detail) = if claim.bytes == largest {
-        let whose = if per_seed.iter().all(|(_, b)| *b == largest) {
-            format!("every seed's log ({})", per_seed.len())
+        let whose = if per_run.iter().all(|(_, b)| *b == largest) {
+            format!("every run's log ({})", per_run.len())
         } else {
-            format!("the largest, seed {largest_seed}'s")
+            format!("the largest, run {largest_run}'s")
         };
         (
             Status::Pass,
             format!("{claimed}{over_cap}: equal to {whose}"),
         )
+    } else if let Some((run, _)) = per_run.iter().find(|(_, b)| *b == claim.bytes) {
+        (
+            Status::Warn,
+            format!(
+                "{claimed}{over_cap}: run {run}'s, not the largest (run {largest_run}'s {})",
+                thousands(largest)
+            ),
+        )
     } else if u128::from(claim.bytes) == mean {
         (
             Status::Warn,
             format!(
-                "{claimed}{over_cap}: the mean of {} seeds' logs; the largest is seed {largest_seed}'s {} ({} more) and the cap applies to each seed",
-                per_seed.len(),
+                "{claimed}{over_cap}: the mean of {} runs' logs; the largest is run {largest_run}'s {} ({} more) and the cap applies to each run",
+                per_run.len(),
                 thousands(largest),
                 thousands(largest.abs_diff(claim.bytes))
             ),
         )
-    } else if let Some((seed, _)) = per_seed.iter().find(|(_, b)| *b == claim.bytes) {
+    } else if let Some((run, model, script)) = with_script {
         (
             Status::Warn,
             format!(
-                "{claimed}{over_cap}: seed {seed}'s, not the largest (seed {largest_seed}'s {})",
-                thousands(largest)
+                "{claimed}{over_cap}: run {}'s model bytes {} + the shipped {} ({} bytes), not the total its log prints ({}): the script that ran differs from the one submitted",
+                run.id,
+                thousands(model),
+                script.name,
+                thousands(script.bytes),
+                run.log.total_bytes().map_or("none".into(), thousands)
             ),
         )
     } else {
         (
             Status::Fail,
             format!(
-                "{claimed}{over_cap}, but the logs print {} (the largest, seed {largest_seed}'s)",
+                "{claimed}{over_cap}, but the logs print {} (the largest, run {largest_run}'s)",
                 thousands(largest)
             ),
         )
