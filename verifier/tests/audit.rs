@@ -650,3 +650,261 @@ fn a_100_mb_log_is_read_in_part_and_says_so() {
         590.0
     );
 }
+
+/// A train log as the stock script prints it: configuration, progress, the
+/// stop, sizes, then the evaluations of the final artifact.
+fn synthetic_log(seed: u32, train_ms: u64, config: &str, evaluations: &[(&str, f64)]) -> String {
+    let mut log = format!(
+        "world_size:8 grad_accum_steps:1\n{config}\nseed:{seed}\n\
+         step:1/20000 train_loss:6.9 train_time:120ms step_avg:120.00ms\n\
+         step:5000/20000 train_loss:2.8 train_time:{train_ms}ms step_avg:120.00ms\n\
+         stopping_early: wallclock_cap train_time:{train_ms}ms step:5000/20000\n\
+         Serialized model int6+brotli: 15900000 bytes\nCode size: 30000 bytes\n\
+         Total submission size int6+brotli: 15930000 bytes\n"
+    );
+    for (label, bpb) in evaluations {
+        log.push_str(&format!(
+            "{label} val_loss:{:.8} val_bpb:{bpb:.8} eval_time:60000ms\n",
+            bpb * 2.58
+        ));
+    }
+    log
+}
+
+/// Three seeds of one configuration, claimed as a mean.
+fn three_seeds(folder: &Scratch, config: [&str; 3], train_ms: [u64; 3]) {
+    for (i, seed) in [1u32, 2, 3].into_iter().enumerate() {
+        let log = synthetic_log(
+            seed,
+            train_ms[i],
+            config[i],
+            &[("quantized", 1.1 + 0.001 * seed as f64)],
+        );
+        folder.write(&format!("train_seed{seed}.log"), log);
+    }
+    folder.write(
+        "submission.json",
+        r#"{"val_bpb": 1.102, "seeds": [1, 2, 3], "track": "10min_16mb"}"#,
+    );
+}
+
+#[test]
+fn a_run_over_the_time_limit_by_more_than_the_stopping_rule_fails() {
+    let folder = Scratch::new("overtime");
+    // 600.2 s at 120 ms a step: within two steps. 600.3 s: not.
+    three_seeds(&folder, ["", "", ""], [600_200, 599_000, 600_300]);
+    let report = run(&folder.0);
+    assert_status(&report, "seed.1.train_time", Status::Warn);
+    assert_status(&report, "seed.2.train_time", Status::Pass);
+    let over = check(&report, "seed.3.train_time");
+    assert_eq!(over.status, Status::Fail, "{}", over.detail);
+    assert!(over.detail.contains("0.300 s over"), "{}", over.detail);
+    // On the non-record track the limit does not apply.
+    folder.replace("submission.json", "10min_16mb", "non-record-16mb");
+    let report = run(&folder.0);
+    assert_status(&report, "seed.3.train_time", Status::Skip);
+    assert_ne!(report.status, Status::Fail);
+}
+
+#[test]
+fn runs_trained_differently_fail_naming_the_key_and_lines() {
+    let folder = Scratch::new("config");
+    three_seeds(
+        &folder,
+        [
+            "matrix_lr:0.04 train_shards:80",
+            "matrix_lr:0.04 train_shards:80",
+            "matrix_lr:0.06 train_shards:79",
+        ],
+        [590_000; 3],
+    );
+    let report = run(&folder.0);
+    let config = check(&report, "seeds.config");
+    assert_eq!(config.status, Status::Fail, "{}", config.detail);
+    assert!(
+        config.detail.starts_with("the runs the claims rest on were not trained alike: matrix_lr: 0.04 (train_seed1.log line 2)"),
+        "{}",
+        config.detail
+    );
+    assert!(
+        config.detail.contains("0.06 (train_seed3.log line 2)"),
+        "{}",
+        config.detail
+    );
+    // Data shards and evaluation settings alone are warnings.
+    three_seeds(
+        &folder,
+        [
+            "ttt_enabled:False train_shards:80",
+            "ttt_enabled:True train_shards:80",
+            "ttt_enabled:False train_shards:79",
+        ],
+        [590_000; 3],
+    );
+    assert_status(&run(&folder.0), "seeds.config", Status::Warn);
+}
+
+#[test]
+fn calibration_on_training_data_after_the_cap_is_a_warning() {
+    let folder = Scratch::new("calibration");
+    three_seeds(&folder, ["", "", ""], [599_400; 3]);
+    let log = synthetic_log(
+        1,
+        599_400,
+        "gptq:reserving 0s, effective=599500ms",
+        &[("quantized", 1.101)],
+    );
+    let late = log.replace(
+        "Serialized model int6+brotli",
+        "GPTQ:collecting Hessians from calibration data...\nGPTQ:collected 67 Hessians in 4.9s\nSerialized model int6+brotli",
+    );
+    folder.write("train_seed1.log", &late);
+    let report = run(&folder.0);
+    let ledger = check(&report, "seed.1.time_ledger");
+    assert_eq!(ledger.status, Status::Warn, "{}", ledger.detail);
+    assert!(
+        ledger.detail.contains("end at 604.300 s"),
+        "{}",
+        ledger.detail
+    );
+    assert!(
+        ledger.detail.contains("train_seed1.log line 8"),
+        "{}",
+        ledger.detail
+    );
+    // Calibration on data the model generates is not training data.
+    folder.write(
+        "train_seed1.log",
+        late.replace(
+            "from calibration data",
+            "from autoregressively generated data",
+        ),
+    );
+    assert_status(&run(&folder.0), "seed.1.time_ledger", Status::Pass);
+    // A logged artifact production time over the limit.
+    folder.write(
+        "train_seed1.log",
+        format!("{log}artifact_production_wallclock: 825-1121s (must be < 600.0)\n"),
+    );
+    let ledger = run(&folder.0);
+    let ledger = check(&ledger, "seed.1.time_ledger");
+    assert_eq!(ledger.status, Status::Warn);
+    assert!(ledger.detail.contains("1121 s"), "{}", ledger.detail);
+}
+
+#[test]
+fn logs_are_found_by_content_and_the_scored_evaluation_by_the_claims() {
+    let folder = Scratch::new("content");
+    fs::create_dir_all(folder.0.join("logs")).unwrap();
+    // An extra evaluation after the scored one in one log, logs named
+    // .txt in a subfolder, a README quoting log lines, a requirements
+    // file, and the submission under another name.
+    let evals = |seed: u32| {
+        let mut e = vec![
+            ("quantized", 1.2),
+            ("quantized_sliding_window", 1.1 + 0.001 * seed as f64),
+        ];
+        if seed == 1 {
+            e.push(("final_ttt", 1.3));
+        }
+        e
+    };
+    for seed in [1u32, 2, 3] {
+        folder.write(
+            &format!("logs/ternary_log_{seed}.txt"),
+            synthetic_log(seed, 590_000, "", &evals(seed)),
+        );
+    }
+    folder.write(
+        "README.md",
+        "step:1/20000 train_loss:6.9\nTotal submission size: 1 bytes\nquantized val_loss:2 val_bpb:1.0\n",
+    );
+    folder.write("requirements.txt", "torch==2.9.1\nbrotli\n");
+    folder.write(
+        "submission_ternary.json",
+        r#"{"val_bpb": 1.102, "seed_results": {"1": {"val_bpb": 1.101}, "2": {"val_bpb": 1.102}, "3": {"val_bpb": 1.103}}}"#,
+    );
+    let report = run(&folder.0);
+    assert_status(&report, "submission", Status::Pass);
+    let logs = check(&report, "logs");
+    assert!(logs.detail.starts_with("3 run(s)"), "{}", logs.detail);
+    assert!(
+        logs.detail.contains("logs/ternary_log_1.txt → run 1"),
+        "{}",
+        logs.detail
+    );
+    let score = check(&report, "seed.1.score");
+    assert_eq!(figure(score, "label"), "quantized_sliding_window");
+    assert!(
+        score
+            .detail
+            .contains("later evaluations not scored: [final_ttt]"),
+        "{}",
+        score.detail
+    );
+    assert_status(&report, "claims.val_bpb", Status::Pass);
+    assert_status(&report, "claims.seed.1.val_bpb", Status::Pass);
+    assert_ne!(report.status, Status::Fail, "{}", report.to_text());
+}
+
+#[test]
+fn a_claim_of_one_runs_figures_is_a_warning_and_a_claim_of_none_fails() {
+    let folder = Scratch::new("quoted");
+    for seed in [1u32, 2, 3] {
+        folder.write(
+            &format!("train_seed{seed}.log"),
+            synthetic_log(
+                seed,
+                590_000,
+                "",
+                &[("quantized", 1.1 + 0.001 * seed as f64)],
+            ),
+        );
+    }
+    // train.log: a byte-identical copy of seed 1's, counted once.
+    folder.write(
+        "train.log",
+        fs::read(folder.0.join("train_seed1.log")).unwrap(),
+    );
+    folder.write("submission.json", r#"{"val_bpb": 1.10100000}"#);
+    let report = run(&folder.0);
+    let claim = check(&report, "claims.val_bpb");
+    assert_eq!(claim.status, Status::Warn, "{}", claim.detail);
+    assert_eq!(figure(claim, "quoted_file"), "train_seed1.log");
+    assert_eq!(figure(claim, "runs"), 3);
+    assert!(check(&report, "logs")
+        .detail
+        .contains("train.log is a byte-identical copy"));
+    folder.write("submission.json", r#"{"val_bpb": 1.10200000}"#);
+    assert_status(&run(&folder.0), "claims.val_bpb", Status::Pass);
+    folder.write("submission.json", r#"{"val_bpb": 1.09}"#);
+    assert_status(&run(&folder.0), "claims.val_bpb", Status::Fail);
+}
+
+#[test]
+fn runs_appended_to_one_file_are_read_as_runs() {
+    let folder = Scratch::new("appended");
+    let mut all = String::new();
+    for seed in [1u32, 2, 3] {
+        all.push_str(&synthetic_log(
+            seed,
+            590_000,
+            "",
+            &[("quantized", 1.1 + 0.001 * seed as f64)],
+        ));
+    }
+    folder.write("train.log", &all);
+    folder.write(
+        "submission.json",
+        r#"{"val_bpb": 1.102, "seeds": [1, 2, 3]}"#,
+    );
+    let report = run(&folder.0);
+    let logs = check(&report, "logs");
+    assert!(
+        logs.detail.contains("train.log:11 → run 2"),
+        "{}",
+        logs.detail
+    );
+    assert_status(&report, "claims.val_bpb", Status::Pass);
+    assert_status(&report, "claims.seeds", Status::Pass);
+}

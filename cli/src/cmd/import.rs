@@ -26,15 +26,29 @@ use crate::render::thousands;
 /// types, collections.OrderedDict). Any other global (os.system,
 /// builtins.eval, ...) is refused with exit 2; nothing is ever executed.
 ///
-/// Layouts: {"w": ..., "m": ...} (name.q int8 codes, name.scale fp16 per
-/// row, and fp16 passthrough) and int8_clean_per_row_v1. The conversion is
-/// lossless: every weight `pgq export` gives equals the record's q * scale
-/// exactly.
+/// Layouts, as the records' own loaders read them:
+///   {"w": ..., "m": ...}   meta "int6", "gptq (int6)", {"type": "int8"}...:
+///                          name.q int8 codes, name.scale fp16 per row (or
+///                          0-d); meta "passthrough", "passthrough_ctrl",
+///                          "passthrough (float16)": name as stored; meta
+///                          "gate_int8_row" (attention gates, 2026-04-22
+///                          on): name.gq int8 codes, name.gs fp16 per row
+///   int8_clean_per_row_v1  the baseline's bundle (quantized, scales,
+///                          passthrough, qmeta)
+/// The conversion is lossless: every weight `pgq export` gives equals the
+/// record's own dequantization (q * scale) bit for bit.
+///
+/// Refused with exit 2, naming what is not supported yet: tensors with a
+/// low-rank correction (meta "+lqer", "+lqer_asym", 2026-04-27 on: pgq's
+/// container has no place for the factors yet) and the 2026-04-27
+/// record's PGRP per-group container (lrzip streams; serialize with
+/// COMPRESSOR=brotli to import).
 ///
 /// Examples:
 ///   pgq import final_model.int6.ptz -o record.pgq
 ///   pgq import final_model.int6.ptz -o record.pgq --codec zstd && pgq verify record.pgq --code train_gpt.py
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct ImportArgs {
     /// The .ptz artifact.
     pub artifact: PathBuf,

@@ -270,8 +270,16 @@ fn seed_list(claims: &Claims, runs: &[Run]) -> Check {
     if list_and_results_differ {
         problems.push("the seeds list and the per-seed results name different seeds".into());
     }
-    let status = if !without_log.is_empty() {
+    let unnamed = runs.iter().filter(|r| r.seed.is_none()).count();
+    if !without_log.is_empty() && unnamed > 0 {
+        problems.push(format!(
+            "{unnamed} log(s) print no seed and are not named by one, so which seeds they ran cannot be told"
+        ));
+    }
+    let status = if !without_log.is_empty() && unnamed == 0 {
         Status::Fail
+    } else if !without_log.is_empty() {
+        Status::Unknown
     } else if !problems.is_empty() {
         Status::Warn
     } else {

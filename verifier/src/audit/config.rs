@@ -46,16 +46,18 @@ impl Config {
         if trimmed.is_empty() || trimmed.contains(CODE) || trimmed.starts_with("warmup") {
             return;
         }
-        // `key: value`, the dump's form: the value is the rest of the line.
+        // `key: value`, the dump's form, with a one-token value (a
+        // docstring's `lr: learning rate` is prose, not a setting).
         if let Some((key, value)) = trimmed.split_once(": ") {
-            if is_key(key) && !value.trim().is_empty() && !key.contains(char::is_whitespace) {
-                self.insert(key, value.trim(), number);
-                return;
+            let value = value.trim();
+            if is_key(key) && !value.is_empty() && !value.contains(char::is_whitespace) {
+                self.insert(key, value, number);
             }
+            return;
         }
         for token in trimmed.split_whitespace() {
             if let Some((key, value)) = token.split_once(':') {
-                if is_key(key) && !value.is_empty() {
+                if is_key(key) && !value.is_empty() && !value.starts_with("//") {
                     self.insert(key, value, number);
                 }
             }
@@ -109,6 +111,8 @@ train_loader:dataset:fineweb10B_sp1024 train_shards:25
 world_size:8 grad_accum_steps:1
     log0(f\"world_size:{world_size}\")
     seed: int = 1337
+    lr: learning rate of the matrices
+see https://example.org/x
 |  0  NVIDIA H100 80GB HBM3  On  |
 W0426 20:47:57.175000 888385 torch/distributed/run.py:803] warn
 warmup_step:1/20",

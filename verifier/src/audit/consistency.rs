@@ -23,7 +23,6 @@ use super::runs::Run;
 
 /// Keys that identify a run or a machine, not the configuration.
 const IDENTITY_KEYS: &[&str] = &[
-    "seed",
     "run_id",
     "logfile",
     "rank",
@@ -33,6 +32,8 @@ const IDENTITY_KEYS: &[&str] = &[
     "date",
 ];
 const IDENTITY_SUFFIXES: &[&str] = &["_path", "_dir", "_files", "_file", "_pattern"];
+/// Parts of keys that name a seed (`seed`, `data_seed`).
+const SEED_PART: &str = "seed";
 
 /// Parts of keys that leave the trained model alone: evaluation, logging,
 /// hardware, the time budget, data shard counts.
@@ -52,6 +53,21 @@ const NOT_TRAINING: &[&str] = &[
     "warmup_steps",
     "compile",
     "num_workers",
+    // The machine and the software: other hardware, not another recipe.
+    "time",
+    "elapsed",
+    "version",
+    "host",
+    "device",
+    "gpu",
+    "cuda",
+    "nccl",
+    "torch",
+    "python",
+    "mem",
+    "pid",
+    "node",
+    "date",
 ];
 
 /// Differences listed in a report, at most.
@@ -171,4 +187,5 @@ fn compared(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     !IDENTITY_KEYS.contains(&lower.as_str())
         && !IDENTITY_SUFFIXES.iter().any(|s| lower.ends_with(s))
+        && !lower.contains(SEED_PART)
 }

@@ -369,19 +369,31 @@ impl RunLog {
 
 /// One file may hold several runs, one after the other (a shell loop over
 /// seeds appending to one log): a new run starts where a seed is printed
-/// after training progress. The pieces, each with its first line.
+/// after training progress, or rather just after the previous run's last
+/// evaluation or size line, so that the configuration it printed before
+/// its seed goes with it. The pieces, each with its first line.
 pub fn split_runs(text: &str) -> Vec<(usize, &str)> {
     let mut pieces = Vec::new();
     let (mut start, mut first_line) = (0, 1);
     let mut trained = false;
+    // Where the current run's output last ended: byte offset, next line.
+    let mut output_end: Option<(usize, usize)> = None;
     let mut offset = 0;
     for (index, line) in text.split_inclusive('\n').enumerate() {
         if trained && matches!(seed_of_line(line), Some((_, true))) {
-            pieces.push((first_line, &text[start..offset]));
-            (start, first_line, trained) = (offset, index + 1, false);
+            let (cut, cut_line) = output_end.unwrap_or((offset, index + 1));
+            pieces.push((first_line, &text[start..cut]));
+            (start, first_line, trained, output_end) = (cut, cut_line, false, None);
         }
-        trained |= step_counter(line).is_some();
+        let step = step_counter(line).is_some();
+        trained |= step;
         offset += line.len();
+        let ends_output = field(line, "val_bpb:").is_some()
+            || field(line, "total_eval_time:").is_some()
+            || find_ignoring_case(line, TOTAL_PHRASE).is_some();
+        if trained && !step && ends_output {
+            output_end = Some((offset, index + 2));
+        }
     }
     pieces.push((first_line, &text[start..]));
     pieces

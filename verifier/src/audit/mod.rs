@@ -135,10 +135,16 @@ impl Record {
             (0..all.len()).collect()
         } else {
             // One run per claimed seed: a second log of a seed is another
-            // run, not another seed.
+            // run, not another seed. A trained run before an
+            // evaluation-only one.
             claimed_seeds
                 .iter()
-                .filter_map(|seed| all.iter().position(|r| r.seed.as_ref() == Some(seed)))
+                .filter_map(|seed| {
+                    let of_seed = |r: &&runs::Run| r.seed.as_ref() == Some(seed);
+                    all.iter()
+                        .position(|r| of_seed(&r) && r.log.train.is_some())
+                        .or_else(|| all.iter().position(|r| of_seed(&r)))
+                })
                 .collect()
         };
         let missing_seeds: Vec<String> = claimed_seeds

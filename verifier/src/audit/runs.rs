@@ -66,11 +66,15 @@ pub fn runs_of(texts: &[TextFile]) -> Runs {
                 continue;
             }
         };
-        let pieces: Vec<(usize, &str, RunLog)> = split_runs(text)
+        // Split only where every piece is a run of its own.
+        let mut pieces: Vec<(usize, &str, RunLog)> = split_runs(text)
             .into_iter()
             .map(|(first, piece)| (first, piece, RunLog::parse_from(piece, first)))
-            .filter(|(_, _, log)| log.is_train_log())
             .collect();
+        if pieces.len() > 1 && !pieces.iter().all(|(_, _, log)| log.is_train_log()) {
+            pieces = vec![(1, text.as_str(), RunLog::parse_from(text, 1))];
+        }
+        pieces.retain(|(_, _, log)| log.is_train_log());
         if pieces.is_empty() {
             not_logs.push(file.name.clone());
             continue;

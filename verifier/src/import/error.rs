@@ -60,6 +60,11 @@ pub enum ImportError {
     /// A shape, scale or value that pgq cannot hold exactly.
     #[error("tensor {tensor:?}: {detail}")]
     Tensor { tensor: String, detail: String },
+    /// Something import recognises but cannot map yet: a container whose
+    /// streams pgq cannot decode (`PGRP`), a layout with parts pgq cannot
+    /// hold (a low-rank correction). `what` names it, `detail` says why.
+    #[error("{what}: not supported yet: {detail}")]
+    Unsupported { what: String, detail: String },
 }
 
 fn entry_label(entry: &Option<String>) -> String {

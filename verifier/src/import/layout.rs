@@ -3,13 +3,23 @@
 //! Two layouts are known:
 //!
 //! - `w/m`: `{"w": tensors, "m": meta}`, today's records. For each entry of
-//!   `m` (in order): a meta starting with `passthrough` (`"passthrough"`,
+//!   `m` (in order): a meta holding `passthrough` (`"passthrough"`,
 //!   `"passthrough_ctrl"`, `"passthrough (float16)"`, `{"type":
-//!   "passthrough"}`) takes `w[name]` as it is; a meta naming a bit width
-//!   (`"int6"`, `"gptq (int6)"`, `{"type": "int8"}`) takes the int8 codes
-//!   `w[name + ".q"]` and the scales `w[name + ".scale"]`; any other meta is
-//!   read by which of the two is present, with the bit width inferred from
-//!   the codes. Every tensor in `w` must be claimed by exactly one entry.
+//!   "passthrough"}`) takes `w[name]` as it is; `"gate_int8_row"` (the
+//!   2026-04-22 and later records' attention gates) takes the int8 codes
+//!   `w[name + ".gq"]` and one scale per row `w[name + ".gs"]`; a meta
+//!   naming a bit width (`"int6"`, `"gptq (int6)"`, `{"type": "int8"}`)
+//!   takes the int8 codes `w[name + ".q"]` and the scales
+//!   `w[name + ".scale"]`; any other meta is read by which of the two is
+//!   present, with the bit width inferred from the codes. Every tensor in
+//!   `w` must be claimed by exactly one entry.
+//!
+//!   A meta with `+lqer` or `+lqer_asym` (records from 2026-04-27 on) adds
+//!   a low-rank correction `A @ B` to the dequantized weight, from factors
+//!   stored beside the codes (`.lqA`/`.lqAs`/`.lqB`/`.lqBs`, or their `_a`
+//!   asymmetric forms: A int2 with one scale, B int4 in groups). pgq's
+//!   container has no place for the factors yet, so such an artifact is
+//!   refused naming the tensor, rather than imported with other weights.
 //! - `int8_clean_per_row_v1`: the baseline's bundle of `quantized` (int8
 //!   codes), `scales`, `dtypes`, `passthrough` and optional `qmeta` and
 //!   `passthrough_orig_dtypes`; codes are int8 (bits 8).
@@ -138,6 +148,13 @@ enum Meta {
     Quantized {
         bits: u8,
     },
+    /// `gate_int8_row`: int8 codes `.gq`, one fp16 scale per row `.gs`.
+    GateInt8Row,
+    /// A quantized tensor with a low-rank correction (`+lqer`,
+    /// `+lqer_asym`), which pgq cannot hold yet.
+    LowRank {
+        meta: String,
+    },
     /// Neither: decided by which of `name` and `name.q` is present.
     Unknown,
 }
@@ -221,14 +238,31 @@ impl<'p, 'a> Reader<'p, 'a> {
         let mut tensors = Vec::with_capacity(m.entries.len());
         for &(name, info) in &m.entries {
             let meta = self.meta(info, &m.path_of(name))?;
-            let q_key = format!("{name}.q");
-            let s_key = format!("{name}.scale");
-            let quantized = match meta {
-                Meta::Passthrough => None,
-                Meta::Quantized { bits } => Some(Some(bits)),
-                Meta::Unknown if w.get(name).is_none() => Some(None),
-                Meta::Unknown => None,
+            let (codes_suffix, scales_suffix, quantized) = match meta {
+                Meta::Passthrough => (".q", ".scale", None),
+                Meta::Quantized { bits } => (".q", ".scale", Some(Some(bits))),
+                Meta::GateInt8Row => (".gq", ".gs", Some(Some(8))),
+                Meta::LowRank { meta } => {
+                    let factors: Vec<&str> = w
+                        .keys()
+                        .filter(|k| {
+                            k.strip_prefix(name)
+                                .is_some_and(|rest| rest.starts_with(".lq"))
+                        })
+                        .collect();
+                    return Err(ImportError::Unsupported {
+                        what: format!("tensor {name:?} (meta {meta:?})"),
+                        detail: format!(
+                            "a low-rank correction (LQER) is added to its dequantized weight from the factors {factors:?}; \
+                             pgq's container cannot hold them yet, and importing without them would change the weights"
+                        ),
+                    });
+                }
+                Meta::Unknown if w.get(name).is_none() => (".q", ".scale", Some(None)),
+                Meta::Unknown => (".q", ".scale", None),
             };
+            let q_key = format!("{name}{codes_suffix}");
+            let s_key = format!("{name}{scales_suffix}");
             let tensor = match quantized {
                 Some(bits) => {
                     let (Some((q_name, q)), Some((s_name, s))) = (w.entry(&q_key), w.entry(&s_key))
@@ -349,11 +383,21 @@ impl<'p, 'a> Reader<'p, 'a> {
     }
 }
 
-/// Reads a meta string: `passthrough...`, something naming `int<N>`, or
-/// neither. Packed codes (`"... packed"`) are refused.
+/// Reads a meta string: `passthrough...`, `gate_int8_row`, something with
+/// a low-rank correction, something naming `int<N>`, or neither. Packed
+/// codes (`"... packed"`) are refused.
 fn classify(text: &str) -> Result<Meta, String> {
-    if text.starts_with("passthrough") {
+    // The records' loaders test `"passthrough" in info`.
+    if text.contains("passthrough") {
         return Ok(Meta::Passthrough);
+    }
+    if text == "gate_int8_row" {
+        return Ok(Meta::GateInt8Row);
+    }
+    if text.contains("lqer") {
+        return Ok(Meta::LowRank {
+            meta: text.to_owned(),
+        });
     }
     if text.contains("packed") {
         return Err(format!(
@@ -636,6 +680,13 @@ mod tests {
             }
         }
         assert!(matches!(classify("gptq"), Ok(Meta::Unknown)));
+        assert!(matches!(classify("gate_int8_row"), Ok(Meta::GateInt8Row)));
+        for low_rank in ["gptq (int6)+lqer_asym", "gptq (int7)+lqer"] {
+            assert!(
+                matches!(classify(low_rank), Ok(Meta::LowRank { .. })),
+                "{low_rank}"
+            );
+        }
         assert!(classify("gptq (int6 packed)")
             .unwrap_err()
             .contains("packed"));

@@ -17,6 +17,11 @@
 //!    [`pgq_format::Tensor`]s: int8 codes and fp16 scales kept as they are,
 //!    so every exported weight equals `q * scale` bit for bit.
 //!
+//! What import recognises but cannot map yet is refused with
+//! [`ImportError::Unsupported`], naming it: the 2026-04-27 record's `PGRP`
+//! per-group lrzip container, and tensors with a low-rank correction
+//! (`+lqer`, `+lqer_asym`).
+//!
 //! Raw LZMA2 (no xz container) is not supported: it has no magic, and
 //! [`ImportOptions`] has no way to declare it. Python's `lzma.compress`, which
 //! the records use, writes the xz container, which is supported.
@@ -43,6 +48,11 @@ pub struct ImportOptions {
     /// with [`ImportError::TooLarge`] one byte past it. Default 1 GiB.
     pub max_decompressed_bytes: u64,
 }
+
+/// The magic of the 2026-04-27 record's per-group container: `PGRP`, a
+/// stream count, lengths, then lrzip streams per tensor group and a brotli
+/// torch.save of the rest.
+const PGRP_MAGIC: &[u8] = b"PGRP";
 
 /// The default cap on the decompressed stream: 1 GiB, 60 times the largest
 /// artifact the 16,000,000-byte rule allows.
@@ -80,6 +90,14 @@ pub struct Imported {
 /// Reads a `.ptz` artifact (or an uncompressed torch.save zip) into pgq
 /// tensors. Never panics and never executes anything from the input.
 pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported, ImportError> {
+    if bytes.starts_with(PGRP_MAGIC) {
+        return Err(ImportError::Unsupported {
+            what: "a PGRP per-group container (the 2026-04-27 record's `pergroup` compressor)".into(),
+            detail: "its int8 groups are lrzip (ZPAQ) streams, which pgq cannot decode; \
+                     serialize with the record's brotli or lzma compressor (COMPRESSOR=brotli) to import"
+                .into(),
+        });
+    }
     let (compressor, stream) = compress::decompress(bytes, options.max_decompressed_bytes)?;
     let (shuffle, archive_bytes) = shuffle::unshuffle(&stream);
     let archive = zip::Archive::parse(&archive_bytes)?;
