@@ -184,3 +184,56 @@ fn mutated_ptz_files_import_or_exit_two_never_crash() {
     }
     eprintln!("200 mutated .ptz files: {refused} refused (exit 2), {imported} imported");
 }
+
+/// Artifacts written by the records' own serialization code with real
+/// torch (verifier/tests/fixtures/records/): through the binary, import then
+/// export gives the record's own dequantization bit for bit; what pgq cannot
+/// hold yet exits 2 naming it.
+#[test]
+fn the_records_own_artifacts_import_and_export_as_their_dequantization() {
+    use sha2::{Digest, Sha256};
+    let records = fixtures().join("records");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(records.join("manifest.json")).unwrap()).unwrap();
+    let dir = scratch("import-records");
+    for fixture in manifest["fixtures"].as_array().unwrap() {
+        let id = fixture["id"].as_str().unwrap();
+        let expected: Value = serde_json::from_slice(
+            &std::fs::read(records.join(fixture["expected"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let ptz = records.join(fixture["ptz"].as_str().unwrap());
+        let out = dir.join(format!("{id}.pgq"));
+        let o = pgq(&["import", ptz.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        if let Some(refused) = expected["refused"].as_str() {
+            assert_eq!(code(&o), 2, "{id}");
+            let message = stderr(&o);
+            assert!(message.contains(refused), "{id}: {message}");
+            assert!(message.contains("not supported yet"), "{id}: {message}");
+            continue;
+        }
+        assert_eq!(code(&o), 0, "{id}: {}", stderr(&o));
+        let exported = dir.join(format!("{id}.safetensors"));
+        let o = pgq(&[
+            "export",
+            out.to_str().unwrap(),
+            "-o",
+            exported.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{id}: {}", stderr(&o));
+        let bytes = std::fs::read(&exported).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for t in expected["tensors"].as_array().unwrap() {
+            let name = t["name"].as_str().unwrap();
+            let view = st
+                .tensor(name)
+                .unwrap_or_else(|e| panic!("{id} {name}: {e}"));
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{id} {name}");
+            let digest: String = Sha256::digest(view.data())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(digest, t["sha256"].as_str().unwrap(), "{id} {name}");
+        }
+    }
+}

@@ -44,7 +44,7 @@ use crate::exit::{CliError, CliResult};
 ///               with --against: improvement >= 0.005 nats at p < 0.01,
 ///               one-sided t-test over seeds
 /// Figures the files do not give are reported as unknown, never guessed.
-/// FIFOs, devices and symlinked folders are not read; logs over 16 MiB are
+/// FIFOs, devices and symlinked folders are not read; logs over 8 MiB are
 /// read head and tail.
 ///
 /// Exit codes: 0 no check failed, 1 a check failed, 2 the folder cannot be

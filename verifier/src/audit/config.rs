@@ -12,6 +12,8 @@
 const MAX_ENTRIES: usize = 512;
 const MAX_KEY_CHARS: usize = 64;
 const MAX_VALUE_CHARS: usize = 80;
+/// Configuration lines are short; a longer line is something else.
+const MAX_LINE_BYTES: usize = 512;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigEntry {
@@ -41,9 +43,13 @@ impl Config {
     }
 
     pub fn read_line(&mut self, line: &str, number: usize) {
-        const CODE: [char; 11] = ['(', ')', '{', '}', '"', '\'', '=', ';', '#', '|', '`'];
+        const CODE: &[u8] = b"(){}\"'=;#|`";
         let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.contains(CODE) || trimmed.starts_with("warmup") {
+        if trimmed.is_empty()
+            || trimmed.len() > MAX_LINE_BYTES
+            || trimmed.bytes().any(|b| CODE.contains(&b))
+            || trimmed.starts_with("warmup")
+        {
             return;
         }
         // `key: value`, the dump's form, with a one-token value (a

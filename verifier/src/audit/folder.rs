@@ -26,11 +26,11 @@ use super::AuditError;
 /// half, since a log's seed and hyperparameters are at its start and its
 /// sizes and scores at its end. Real logs are at most a few hundred
 /// kilobytes (the 4-hour run's is 180 KB).
-pub const LOG_READ_LIMIT: u64 = 16 << 20;
+pub const LOG_READ_LIMIT: u64 = 8 << 20;
 
 /// All text read from one folder, logs and documents together: bounds the
 /// time an audit takes whatever the folder holds.
-pub const FOLDER_READ_BUDGET: u64 = 64 << 20;
+pub const FOLDER_READ_BUDGET: u64 = 32 << 20;
 
 /// submission.json files are a few kilobytes; anything past this is not
 /// one, and is reported rather than read.

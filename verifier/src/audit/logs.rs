@@ -41,6 +41,8 @@ const MAX_EVALUATIONS: usize = 32;
 const MAX_CODE_LABELS: usize = 8;
 /// Post-training stages kept (compression, decompression, warm-ups).
 const MAX_STAGES: usize = 16;
+/// Lines longer than this are not read for figures.
+const MAX_LINE_BYTES: usize = 4096;
 
 /// A figure and the (1-based) line it was read from.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +211,11 @@ impl RunLog {
     }
 
     fn read_line(&mut self, line: &str, number: usize, pass: &mut Pass) {
+        // No figure is printed on a line this long (a log's longest are its
+        // quoted script's); skipping them bounds the work per byte.
+        if line.len() > MAX_LINE_BYTES {
+            return;
+        }
         if self.seed.is_none() {
             match seed_of_line(line) {
                 Some((seed, true)) => {
@@ -234,6 +241,12 @@ impl RunLog {
                 self.config.read_line(line, number);
             }
         }
+        // Training progress, most of a log's lines: only its step, time
+        // and evidence matter.
+        if let Some(counter) = step {
+            self.read_progress(line, number, counter, pass);
+            return;
+        }
         if let Some(size) = size_line(line, TOTAL_PHRASE, number) {
             self.evidence.size_lines += 1;
             self.total = Some(size);
@@ -258,15 +271,6 @@ impl RunLog {
                 line: number,
             });
         }
-        if let Some(counter) = step {
-            pass.last_step = Some(counter);
-            if ["train_loss:", "train_time:", "val_loss:"]
-                .iter()
-                .any(|k| field(line, k).is_some())
-            {
-                self.evidence.step_lines += 1;
-            }
-        }
         if let Some(seconds) = field(line, "train_time:")
             .and_then(duration_ms)
             .map(|ms| ms / 1000.0)
@@ -279,12 +283,6 @@ impl RunLog {
                     line: number,
                 });
                 self.steps = field(line, "step:").and_then(numerator);
-            } else if !self.train.is_some_and(|t| t.from_stop_line) && step.is_some() {
-                self.train = Some(TrainTime {
-                    seconds,
-                    from_stop_line: false,
-                    line: number,
-                });
             }
         }
         if let Some(evaluation) = evaluation_line(line, number) {
@@ -294,6 +292,28 @@ impl RunLog {
         }
         self.stages
             .read_line(line, number, self.train.is_some_and(|t| t.from_stop_line));
+    }
+
+    fn read_progress(&mut self, line: &str, number: usize, step: u64, pass: &mut Pass) {
+        pass.last_step = Some(step);
+        if ["train_loss:", "train_time:", "val_loss:"]
+            .iter()
+            .any(|k| field(line, k).is_some())
+        {
+            self.evidence.step_lines += 1;
+        }
+        let seconds = field(line, "train_time:")
+            .and_then(duration_ms)
+            .map(|ms| ms / 1000.0);
+        if let Some(seconds) = seconds {
+            if !self.train.is_some_and(|t| t.from_stop_line) {
+                self.train = Some(TrainTime {
+                    seconds,
+                    from_stop_line: false,
+                    line: number,
+                });
+            }
+        }
     }
 
     fn record_code_size(&mut self, size: SizeLine) {
@@ -388,10 +408,12 @@ pub fn split_runs(text: &str) -> Vec<(usize, &str)> {
         let step = step_counter(line).is_some();
         trained |= step;
         offset += line.len();
-        let ends_output = field(line, "val_bpb:").is_some()
-            || field(line, "total_eval_time:").is_some()
-            || find_ignoring_case(line, TOTAL_PHRASE).is_some();
-        if trained && !step && ends_output {
+        let ends_output = || {
+            field(line, "val_bpb:").is_some()
+                || field(line, "total_eval_time:").is_some()
+                || find_ignoring_case(line, TOTAL_PHRASE).is_some()
+        };
+        if trained && !step && ends_output() {
             output_end = Some((offset, index + 2));
         }
     }

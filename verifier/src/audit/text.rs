@@ -141,14 +141,20 @@ pub fn duration_ms(token: &str) -> Option<f64> {
     ms.is_finite().then_some(ms)
 }
 
-/// Where `phrase` occurs in `line`, ignoring ASCII case.
+/// Where `phrase` occurs in `line`, ignoring ASCII case. The first byte
+/// is tested alone before the rest is compared: most positions of a log
+/// line fail there.
 pub fn find_ignoring_case(line: &str, phrase: &str) -> Option<usize> {
     let (hay, needle) = (line.as_bytes(), phrase.as_bytes());
-    if needle.is_empty() || hay.len() < needle.len() {
+    let (&first, rest) = needle.split_first()?;
+    if hay.len() < needle.len() {
         return None;
     }
-    (0..=hay.len() - needle.len())
-        .find(|&at| hay[at..at + needle.len()].eq_ignore_ascii_case(needle))
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    (0..=hay.len() - needle.len()).find(|&at| {
+        let b = hay[at];
+        (b == lower || b == upper) && hay[at + 1..at + needle.len()].eq_ignore_ascii_case(rest)
+    })
 }
 
 /// A piece of input safe to quote in a one-line detail: control characters
