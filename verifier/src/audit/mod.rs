@@ -182,9 +182,11 @@ impl Record {
         indices.iter().map(|&i| &self.runs.runs[i]).collect()
     }
 
-    /// The scored val_loss of each run the claims rest on.
+    /// The scored val_loss of each run the claims are over (all the
+    /// seeds' evidence of an improvement, even when submission.json quotes
+    /// one run's figures).
     fn scored_losses(&self) -> Vec<f64> {
-        self.runs_at(&self.backing)
+        self.runs_at(&self.claimed)
             .iter()
             .filter_map(|r| Some(self.scoring.val_loss(r)?.value))
             .collect()

@@ -12,13 +12,13 @@ const ID: &str = "significance";
 const MIN_SEEDS: usize = 2;
 
 /// The baseline: a fixed val_loss, or another record's seeds (the scored
-/// val_loss of the runs its claims rest on).
+/// val_loss of the runs its claims are over).
 pub enum Baseline {
     Fixed(f64),
     Seeds(Vec<f64>),
 }
 
-/// `losses`: the scored val_loss of each run the record's claims rest on.
+/// `losses`: the scored val_loss of each run the record's claims are over.
 pub fn significance_check(
     losses: &[f64],
     baseline: &Baseline,

@@ -46,7 +46,7 @@ pub fn track_of(submission: Option<&Value>, dir: &Path) -> TrackOf {
         .and_then(|s| s.get("track"))
         .and_then(Value::as_str)
     {
-        if let Some(track) = classify(declared) {
+        if let Some(track) = classify(declared, true) {
             return TrackOf {
                 track,
                 source: format!("submission.json's track {declared:?}"),
@@ -58,7 +58,7 @@ pub fn track_of(submission: Option<&Value>, dir: &Path) -> TrackOf {
     let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     for component in absolute.components().rev().take(2) {
         let name = component.as_os_str().to_string_lossy();
-        if let Some(track) = classify(&name) {
+        if let Some(track) = classify(&name, false) {
             return TrackOf {
                 track,
                 source: format!("the folder's path ({})", super::folder::safe_name(&name)),
@@ -71,11 +71,15 @@ pub fn track_of(submission: Option<&Value>, dir: &Path) -> TrackOf {
     }
 }
 
-/// `non-record`, `non_record`, `unlimited` → non-record; `10min`,
-/// `track_10min_16mb` → the 10-minute track.
-fn classify(text: &str) -> Option<Track> {
+/// `non-record`, `non_record` (and, in a declared track, `unlimited`) →
+/// non-record; `10min`, `track_10min_16mb` → the 10-minute track. A folder
+/// name is read more strictly: a record may well be named "unlimited...".
+fn classify(text: &str, declared: bool) -> Option<Track> {
     let lower = text.to_ascii_lowercase().replace(['_', ' '], "-");
-    if lower.contains("non-record") || lower.contains("nonrecord") || lower.contains("unlimited") {
+    if lower.contains("non-record")
+        || lower.contains("nonrecord")
+        || (declared && lower.contains("unlimited"))
+    {
         Some(Track::NonRecord)
     } else if lower.contains("10min") || lower.contains("10-min") {
         Some(Track::TenMinute)
