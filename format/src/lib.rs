@@ -27,6 +27,8 @@
 //! assert_eq!(archive.tensors[0].dequantize(), vec![0.5, -1.0, 1.5, 0.0, 7.75, -7.75]);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod cursor;
 mod digest;

@@ -7,7 +7,7 @@ use half::{bf16, f16};
 use crate::codec::decode;
 use crate::error::{ErrorKind, FormatError, Result};
 use crate::header::parse_header;
-use crate::pack::{first_out_of_range, from_planes, unpack_codes, UnpackError};
+use crate::pack::{first_out_of_range, from_planes, unpack_codes, Bits, UnpackError};
 use crate::tensor::{Tensor, TensorData};
 use crate::types::{Header, Kind, Layout, Region, Section, TensorEntry};
 
@@ -110,10 +110,21 @@ fn decode_tensor(
         (Kind::Quantized, Some(q), _) => {
             let raw = region_bytes(decoded, q.codes);
             let codes_section = &sections[q.codes.section as usize];
+            // The header checked the width (§9); a width it let through
+            // is still refused here rather than trusted.
+            let bits = Bits::new(q.bits).ok_or_else(|| {
+                value_error(
+                    ErrorKind::InvalidField,
+                    format!("tensors[{i}].bits"),
+                    codes_section,
+                    q.codes,
+                    format!("bits {} outside 2..=8", q.bits),
+                )
+            })?;
             let codes: Vec<i8> = match q.layout {
                 Layout::Bytes => {
                     let codes: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
-                    if let Some(at) = first_out_of_range(&codes, q.bits) {
+                    if let Some(at) = first_out_of_range(&codes, bits) {
                         return Err(value_error(
                             ErrorKind::InvalidCode,
                             format!("tensors[{i}].codes"),
@@ -127,7 +138,7 @@ fn decode_tensor(
                     }
                     codes
                 }
-                Layout::Packed => unpack_codes(raw, q.bits, n).map_err(|e| {
+                Layout::Packed => unpack_codes(raw, bits, n).map_err(|e| {
                     let (at, what) = match e {
                         UnpackError::OutOfRange(at) => (
                             at,

@@ -58,8 +58,14 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// The number of elements, saturating at `u64::MAX` for a shape whose
+    /// product overflows (a `Tensor` is plain data: any shape can be put in
+    /// one; the writer refuses such a shape).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// The f32 weights: `f32(code) * f32(scale)` (one IEEE binary32
@@ -103,4 +109,38 @@ pub fn dequantize_codes(codes: &[i8], scales: &[f16], cols: usize, group_size: u
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::rows_cols;
+
+    /// Any shape a caller can put in a `Tensor`: counting its elements and
+    /// its matrix view never panics, and saturates on overflow.
+    #[test]
+    fn element_counts_are_total() {
+        let shapes: [&[u64]; 6] = [
+            &[],
+            &[0],
+            &[3, 4],
+            &[u64::MAX, 2],
+            &[1 << 32, 1 << 32, 2],
+            &[u64::MAX; 8],
+        ];
+        let want = [1, 0, 12, u64::MAX, u64::MAX, u64::MAX];
+        for (shape, want) in shapes.iter().zip(want) {
+            let t = Tensor {
+                name: "t".into(),
+                shape: shape.to_vec(),
+                data: TensorData::F32(Vec::new()),
+            };
+            assert_eq!(t.elements(), want, "{shape:?}");
+            let _ = rows_cols(shape);
+            assert!(t.dequantize().is_empty());
+        }
+        assert_eq!(rows_cols(&[1 << 40, 1 << 40, 5]), (u64::MAX, 5));
+        assert!(dequantize_codes(&[1, 2, 3], &[], 0, 0).is_empty());
+        assert!(dequantize_codes(&[1, 2, 3], &[], 2, 7).is_empty());
+    }
 }

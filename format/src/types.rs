@@ -218,8 +218,12 @@ pub struct TensorEntry {
 
 impl TensorEntry {
     pub fn elements(&self) -> u64 {
-        // Validated at parse time not to overflow.
-        self.shape.iter().product()
+        // Validated at parse time not to overflow; saturating all the same,
+        // since the fields are public.
+        self.shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
     /// Rows and columns of the matrix view: columns are the last dimension,
     /// rows the product of the others (1 for rank 0 and 1).
@@ -243,7 +247,13 @@ impl TensorEntry {
 pub fn rows_cols(shape: &[u64]) -> (u64, u64) {
     match shape.split_last() {
         None => (1, 1),
-        Some((cols, rest)) => (rest.iter().product(), *cols),
+        // Saturating: the reader and writer refuse shapes that overflow.
+        Some((cols, rest)) => (
+            rest.iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d))
+                .unwrap_or(u64::MAX),
+            *cols,
+        ),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::codec::{encode, Compression};
 use crate::error::WriteError;
 use crate::limits::*;
-use crate::pack::{first_out_of_range, pack_codes, to_planes};
+use crate::pack::{first_out_of_range, pack_codes, to_planes, Bits};
 use crate::raw::{RawFile, RawMeta, RawSection, RawTensor};
 use crate::tensor::{Tensor, TensorData};
 use crate::types::{
@@ -124,26 +124,26 @@ fn check_tensor(t: &Tensor) -> Result<(), WriteError> {
             if t.shape.is_empty() {
                 return Err(invalid(name, "a quantized tensor needs rank 1 or more"));
             }
-            if !(MIN_BITS..=MAX_BITS).contains(bits) {
+            let Some(width) = Bits::new(*bits) else {
                 return Err(invalid(
                     name,
                     format!("bits {bits} outside {MIN_BITS}..={MAX_BITS}"),
                 ));
-            }
+            };
             if *group_size as u64 > cols {
                 return Err(invalid(
                     name,
                     format!("group size {group_size} exceeds {cols} columns"),
                 ));
             }
-            let want = rows * groups_per_row(cols, *group_size);
+            let want = rows.saturating_mul(groups_per_row(cols, *group_size));
             if scales.len() as u64 != want {
                 return Err(invalid(
                     name,
                     format!("{} scales, the shape needs {want}", scales.len()),
                 ));
             }
-            if let Some(i) = first_out_of_range(codes, *bits) {
+            if let Some(i) = first_out_of_range(codes, width) {
                 return Err(invalid(
                     name,
                     format!("code {} at {i} outside the {bits}-bit range", codes[i]),
@@ -324,9 +324,10 @@ pub fn write_raw(
                 } else {
                     Layout::Bytes
                 };
-                let code_bytes = match layout {
-                    Layout::Packed => pack_codes(codes, *bits),
-                    Layout::Bytes => codes.iter().map(|&c| c as u8).collect(),
+                let code_bytes = match (layout, Bits::new(*bits)) {
+                    (Layout::Packed, Some(width)) => pack_codes(codes, width),
+                    // Validated above: every width is a Bits.
+                    _ => codes.iter().map(|&c| c as u8).collect(),
                 };
                 let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
                 let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes);

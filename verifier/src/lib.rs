@@ -11,6 +11,8 @@
 //!   compressor) into `.pgq`, through a restricted pickle reader that never
 //!   executes anything.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod format;
 pub mod import;

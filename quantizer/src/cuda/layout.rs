@@ -552,7 +552,8 @@ mod tests {
                         ((seed >> 33) as i16 % (2 * q + 1) - q) as i8
                     })
                     .collect();
-                let expected = pgq_format::pack::pack_codes(&codes, bits);
+                let width = pgq_format::pack::Bits::new(bits).unwrap();
+                let expected = pgq_format::pack::pack_codes(&codes, width);
                 let ours: Vec<u8> = (0..expected.len() as u64)
                     .map(|b| packed_byte(&codes, u32::from(bits), b))
                     .collect();

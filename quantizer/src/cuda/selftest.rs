@@ -157,8 +157,9 @@ pub fn self_test(device: Device) -> Result<SelfTest, CudaError> {
             .map(|&c| (i32::from(c) % (q + 1)) as i8)
             .collect();
         let packed = device.pack(&[(&codes, bits)])?;
-        pack_identical &= packed.first().map(Vec::as_slice)
-            == Some(pgq_format::pack::pack_codes(&codes, bits).as_slice());
+        let expected =
+            pgq_format::pack::Bits::new(bits).map(|b| pgq_format::pack::pack_codes(&codes, b));
+        pack_identical &= packed.first() == expected.as_ref();
     }
     Ok(SelfTest {
         plans: checks,
