@@ -5,24 +5,12 @@ use std::path::Path;
 
 use crate::exit::{CliError, CliResult, Malformed};
 
-/// Reads a whole file after checking its size against `max_bytes`, so a
-/// huge or endless input (a FIFO, /dev/zero) is refused, not slurped.
+/// Reads a whole regular file of at most `max_bytes`, checked on the open
+/// handle: a huge or endless input (a FIFO, /dev/zero) is refused, not
+/// slurped or waited on (pgq_format::file).
 pub fn read_limited(path: &Path, max_bytes: u64) -> CliResult<Vec<u8>> {
-    let meta = std::fs::metadata(path).malformed(format!("cannot read {}", path.display()))?;
-    if !meta.is_file() {
-        return Err(CliError::malformed(anyhow::anyhow!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    if meta.len() > max_bytes {
-        return Err(CliError::malformed(anyhow::anyhow!(
-            "{} is {} bytes, over the limit of {max_bytes}",
-            path.display(),
-            meta.len()
-        )));
-    }
-    std::fs::read(path).malformed(format!("cannot read {}", path.display()))
+    pgq_format::file::read_regular(path, max_bytes)
+        .malformed(format!("cannot read {}", path.display()))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and

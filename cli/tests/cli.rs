@@ -436,3 +436,52 @@ fn inspect_layers_add_up_to_the_file_in_natural_order() {
     );
     assert!(text.find("blocks.1").unwrap() < text.find("tok_emb").unwrap());
 }
+
+/// Hostile globs and recipe files (issue 12): a 300-deep `--only` glob is a
+/// usage error (exit 3), a recipe whose `match` nests as deep, a FIFO or
+/// `/dev/zero` given as the recipe are malformed input (exit 2); none of
+/// them panics, hangs or reads without bound.
+#[cfg(unix)]
+#[test]
+fn hostile_globs_and_recipe_files_are_refused() {
+    let dir = scratch("hostile-recipes");
+    tiny_demo(&dir);
+    let model = dir.join("demo.safetensors");
+    let out = dir.join("out.pgq");
+    let deep = format!("{}blocks{}", "{".repeat(300), "}".repeat(300));
+    let quantize = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        pgq(&args)
+    };
+    let o = quantize(&["--only", &deep]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nested 300 deep"), "{}", stderr(&o));
+
+    let recipe = dir.join("deep.toml");
+    std::fs::write(
+        &recipe,
+        format!("[[rule]]\nmatch = \"{deep}\"\nkeep = true\n"),
+    )
+    .unwrap();
+    let o = quantize(&["--recipe", recipe.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nested 300 deep"), "{}", stderr(&o));
+
+    let fifo = dir.join("recipe.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for hostile in [fifo.as_path(), Path::new("/dev/zero")] {
+        let o = quantize(&["--recipe", hostile.to_str().unwrap()]);
+        assert_eq!(code(&o), 2, "{}: {}", hostile.display(), stderr(&o));
+        assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
+}

@@ -33,6 +33,7 @@ mod codec;
 mod cursor;
 mod digest;
 pub mod error;
+pub mod file;
 mod header;
 pub mod limits;
 pub mod pack;

@@ -788,13 +788,18 @@ impl Recipe {
         Ok(Recipe { rules })
     }
 
-    /// Reads and parses a recipe file; parse errors carry the path.
+    /// Reads and parses a recipe file (a regular file of at most
+    /// [`MAX_RECIPE_BYTES`], opened without blocking: a FIFO or
+    /// `/dev/zero` is refused); parse errors carry the path.
     pub fn load(path: impl AsRef<Path>) -> Result<Recipe, RecipeError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| RecipeError::Io {
+        let io = |message: String| RecipeError::Io {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let bytes = pgq_format::file::read_regular(path, MAX_RECIPE_BYTES)
+            .map_err(|e| io(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| io(format!("not UTF-8 text: {e}")))?;
         Recipe::parse(&text).map_err(|error| RecipeError::InFile {
             path: path.to_path_buf(),
             error: Box::new(error),
@@ -899,16 +904,58 @@ impl Recipe {
     }
 }
 
+/// Recipes are a few kilobytes; a file past this is not one.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
+
+/// A glob longer than this is refused: tensor names are under 256 bytes.
+pub const MAX_GLOB_BYTES: usize = 1024;
+
+/// Brace alternations nested deeper than this are refused: globset's regex
+/// compilation panics past about a hundred, and real patterns nest one or
+/// two.
+pub const MAX_GLOB_NESTING: usize = 8;
+
 /// Compiles a tensor-name glob with the recipe semantics (`*` crosses
 /// dots, `\` escapes, whole-name, case-sensitive), as `pgq quantize --only`
-/// uses too. The error is globset's description of the problem.
+/// uses too. The error is globset's description of the problem, or the
+/// bound a pattern exceeds ([`MAX_GLOB_BYTES`], [`MAX_GLOB_NESTING`]).
 pub fn name_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    if pattern.len() > MAX_GLOB_BYTES {
+        return Err(format!(
+            "{} bytes, over the {MAX_GLOB_BYTES}-byte limit for a glob",
+            pattern.len()
+        ));
+    }
+    let nesting = brace_nesting(pattern);
+    if nesting > MAX_GLOB_NESTING {
+        return Err(format!(
+            "braces nested {nesting} deep, over the limit of {MAX_GLOB_NESTING}"
+        ));
+    }
     GlobBuilder::new(pattern)
         .literal_separator(false)
         .backslash_escape(true)
         .build()
         .map(|glob| glob.compile_matcher())
         .map_err(|e| e.kind().to_string())
+}
+
+/// The deepest `{` nesting of a glob (escaped braces do not count).
+fn brace_nesting(pattern: &str) -> usize {
+    let (mut depth, mut deepest, mut escaped) = (0usize, 0usize, false);
+    for c in pattern.chars() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn parse_rule(index: usize, value: &toml::Value, defaults: &Settings) -> Result<Rule, RecipeError> {

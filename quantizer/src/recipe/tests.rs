@@ -603,3 +603,31 @@ fn the_readme_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn hostile_globs_are_refused_not_panicked_on() {
+    let deep = format!("{}a{}", "{".repeat(125), "}".repeat(125));
+    let error = name_glob(&deep).unwrap_err();
+    assert!(error.contains("nested 125 deep"), "{error}");
+    let long = "a".repeat(MAX_GLOB_BYTES + 1);
+    assert!(name_glob(&long).unwrap_err().contains("1025 bytes"));
+    // Within the bounds, the worst shapes still compile or fail cleanly.
+    let nested = format!(
+        "{}a{}",
+        "{x,".repeat(MAX_GLOB_NESTING),
+        "}".repeat(MAX_GLOB_NESTING)
+    );
+    assert!(name_glob(&nested).is_ok());
+    for pattern in [
+        "[^a]".repeat(MAX_GLOB_BYTES / 4),
+        "{a,b}".repeat(MAX_GLOB_BYTES / 5),
+        "**".repeat(MAX_GLOB_BYTES / 2),
+        "[\u{10FFFF}-\u{0}]".repeat(60),
+        "\\{".repeat(MAX_GLOB_BYTES / 2),
+    ] {
+        let _ = name_glob(&pattern);
+    }
+    // A recipe's match goes through the same bounds.
+    let recipe = format!("[[rule]]\nmatch = \"{deep}\"\nkeep = true\n");
+    assert!(Recipe::parse(&recipe).is_err());
+}

@@ -16,9 +16,11 @@
 //! [`MAX_DEPTH`] and [`MAX_ENTRIES`], and all text read from one folder is
 //! bounded by [`FOLDER_READ_BUDGET`].
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use pgq_format::file::open_regular;
 
 use super::AuditError;
 
@@ -381,26 +383,6 @@ pub fn safe_name(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Opens `path` without blocking and checks, on the open handle, that it is
-/// a regular file: the check and the read are of the same file.
-fn open_regular(path: &Path) -> io::Result<(File, u64)> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::other(
-            "not a regular file (a FIFO, socket or device): not read",
-        ));
-    }
-    Ok((file, meta.len()))
 }
 
 /// Text: fewer than one byte in 64 of the first [`SNIFF_BYTES`] is a
