@@ -13,9 +13,58 @@ pub fn read_limited(path: &Path, max_bytes: u64) -> CliResult<Vec<u8>> {
         .malformed(format!("cannot read {}", path.display()))
 }
 
+/// Refuses, as a usage error (exit 3), an output path that pgq must not
+/// replace: a directory, device node, FIFO or socket (writing there would
+/// replace the node with a regular file, or block), or the same file as
+/// one of `inputs` (compared by device and inode, not by name, so
+/// `-o ./model.safetensors` and a hard link are caught too). Called before
+/// the work starts, and again just before writing.
+pub fn check_output(path: &Path, inputs: &[&Path]) -> CliResult {
+    let Ok(target) = std::fs::metadata(path) else {
+        // Nothing there yet (or unreachable: the write will say).
+        return Ok(());
+    };
+    if !target.is_file() {
+        let what = if target.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a device, FIFO or socket)"
+        };
+        return Err(CliError::usage(format!(
+            "output {} is {what}: pgq writes regular files only, through a temporary file and a rename",
+            path.display()
+        )));
+    }
+    for input in inputs {
+        if std::fs::metadata(input).is_ok_and(|meta| same_file(&meta, &target)) {
+            return Err(CliError::usage(format!(
+                "output {} is the input {}: write to another path",
+                path.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so a reader never sees a half-written artifact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
+/// a rename, so a reader never sees a half-written artifact. The temporary
+/// file has an unpredictable name and is created exclusively (`O_EXCL`,
+/// which does not follow a symlink planted under its name); the target is
+/// checked first ([`check_output`]).
+pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> CliResult {
+    check_output(path, inputs)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -24,9 +73,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        unpredictable()
+    ));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -35,6 +95,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
         let _ = std::fs::remove_file(&tmp);
     }
     result.malformed(format!("cannot write {}", path.display()))
+}
+
+/// 64 bits no other process can guess: the standard library's randomly
+/// keyed hasher (seeded from the OS), over the clock.
+fn unpredictable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    hasher.finish()
 }
 
 /// The `--code` files counted against the cap (the training script and

@@ -485,3 +485,92 @@ fn hostile_globs_and_recipe_files_are_refused() {
         assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
     }
 }
+
+/// Outputs never replace what they should not (issue 12): a device node,
+/// a FIFO or a directory given as `-o` is refused with exit 3 and left as
+/// it is, and so is an output that is one of the command's inputs (by
+/// inode: a hard link is caught too).
+#[cfg(unix)]
+#[test]
+fn outputs_refuse_devices_fifos_folders_and_their_own_inputs() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("hostile-outputs");
+    let artifact = tiny_demo(&dir);
+    let model = dir.join("demo.safetensors");
+    let artifact_bytes = std::fs::read(&artifact).unwrap();
+    let export = |out: &Path| {
+        pgq(&[
+            "export",
+            artifact.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+
+    let fifo = dir.join("out.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let device = dir.join("null.dev");
+    // Making a device node needs root (CI runs as root); without it, the
+    // FIFO and the folder still cover the non-regular targets.
+    let have_device = std::process::Command::new("mknod")
+        .args([device.to_str().unwrap(), "c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut targets = vec![
+        (fifo.clone(), "not a regular file"),
+        (dir.clone(), "a directory"),
+    ];
+    if have_device {
+        targets.push((device.clone(), "not a regular file"));
+    }
+    for (target, what) in &targets {
+        let o = export(target);
+        assert_eq!(code(&o), 3, "{}: {}", target.display(), stderr(&o));
+        assert!(stderr(&o).contains(what), "{}", stderr(&o));
+    }
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    if have_device {
+        assert!(std::fs::symlink_metadata(&device)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+
+    // Its own input, by name, through another spelling, and by hard link.
+    let link = dir.join("hardlink.pgq");
+    std::fs::hard_link(&artifact, &link).unwrap();
+    let dotted = dir.join(".").join(artifact.file_name().unwrap());
+    for target in [&artifact, &dotted, &link] {
+        let o = export(target);
+        assert_eq!(code(&o), 3, "{}: {}", target.display(), stderr(&o));
+        assert!(stderr(&o).contains("is the input"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&artifact).unwrap(), artifact_bytes);
+    let model_bytes = std::fs::read(&model).unwrap();
+    let o = pgq(&[
+        "quantize",
+        model.to_str().unwrap(),
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+
+    // A regular target is written, and no temporary file is left behind.
+    let out = dir.join("weights.safetensors");
+    let o = export(&out);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

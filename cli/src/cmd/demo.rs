@@ -211,7 +211,11 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         .iter()
         .map(|s| (s.name.clone(), s.shape.clone(), s.values.clone()))
         .collect();
-    write_atomic(&st_path, &f32_safetensors(&tensors, Default::default())?)?;
+    write_atomic(
+        &st_path,
+        &f32_safetensors(&tensors, Default::default())?,
+        &[],
+    )?;
     drop(tensors);
     seconds.insert("generate", t.elapsed().as_secs_f64());
     say(&format!(
@@ -244,7 +248,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
                 .map(|(name, cols, h)| (name.to_string(), vec![cols as u64; 2], h.to_vec()))
                 .collect();
             let path = args.out.join("demo-hessians.safetensors");
-            write_atomic(&path, &f32_safetensors(&matrices, Default::default())?)?;
+            write_atomic(&path, &f32_safetensors(&matrices, Default::default())?, &[])?;
             say(&format!(
                 "wrote {} Hessians -> {}",
                 matrices.len(),
@@ -295,7 +299,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
     bar.finish_and_clear();
     let pgq_path = args.out.join("demo.pgq");
-    write_atomic(&pgq_path, &bytes)?;
+    write_atomic(&pgq_path, &bytes, &[])?;
     seconds.insert("compress", t.elapsed().as_secs_f64());
     say(&format!(
         "quantized ({:.1} s) and compressed with {} ({:.1} s) -> {}",

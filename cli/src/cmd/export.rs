@@ -8,7 +8,7 @@ use pgq_format::{read, MetaValue, ReadOptions};
 
 use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliResult, Malformed, OK};
-use crate::files::{read_limited, write_atomic};
+use crate::files::{check_output, read_limited, write_atomic};
 
 /// Write the dequantized f32 weights of an artifact as safetensors.
 ///
@@ -27,6 +27,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: &ExportArgs) -> CliResult<u8> {
+    check_output(&args.output, &[&args.file])?;
     let options = ReadOptions::default();
     let bytes = read_limited(&args.file, options.max_file_bytes)?;
     let archive = read(&bytes, &options)
@@ -47,7 +48,7 @@ pub fn run(args: &ExportArgs) -> CliResult<u8> {
         .collect();
     metadata.insert("format".into(), "pt".into());
     let out = f32_safetensors(&tensors, metadata)?;
-    write_atomic(&args.output, &out)?;
+    write_atomic(&args.output, &out, &[&args.file])?;
     eprintln!(
         "wrote {} tensors ({} bytes) to {}",
         tensors.len(),

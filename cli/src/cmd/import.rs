@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::common::{encode_artifact, CodecArgs};
 use crate::checkpoint::sha256_hex;
 use crate::exit::{CliError, CliResult, Malformed, OK};
-use crate::files::{read_limited, write_atomic};
+use crate::files::{check_output, read_limited, write_atomic};
 use crate::render::thousands;
 
 /// Convert a .ptz artifact (torch.save + byte shuffle + compressor) to .pgq.
@@ -75,6 +75,7 @@ struct ImportJson {
 
 pub fn run(args: &ImportArgs) -> CliResult<u8> {
     let compression = args.codec.compression()?;
+    check_output(&args.output, &[&args.artifact])?;
     let started = Instant::now();
     let options = ImportOptions::default();
     // The compressed artifact is at most a few times the 16 MB cap; the
@@ -101,7 +102,7 @@ pub fn run(args: &ImportArgs) -> CliResult<u8> {
         ),
     );
     let out = encode_artifact(&imported.tensors, &metadata, compression)?;
-    write_atomic(&args.output, &out)?;
+    write_atomic(&args.output, &out, &[&args.artifact])?;
     let header = read_header(&out, &ReadOptions::default())
         .malformed("the written artifact does not parse (a pgq bug)")?;
     let summary = summarize(&header);

@@ -1,6 +1,6 @@
 //! `pgq quantize`: a safetensors checkpoint into a .pgq artifact.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
@@ -14,7 +14,7 @@ use super::plan::{
 };
 use crate::checkpoint;
 use crate::exit::{CliError, CliResult, Malformed, OK};
-use crate::files::write_atomic;
+use crate::files::{check_output, write_atomic};
 use crate::render::{shape, table, thousands};
 use pgq_quantizer::cuda::{compute_codes, Backend, RunInfo};
 
@@ -305,7 +305,16 @@ fn repeat_codes(
     })
 }
 
+/// The files `quantize` reads: its output may be none of them.
+fn inputs(args: &QuantizeArgs) -> Vec<&Path> {
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.recipe.as_deref());
+    inputs.extend(args.hessians.as_deref());
+    inputs
+}
+
 pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
+    check_output(&args.output, &inputs(args))?;
     let planning = match &args.recipe {
         Some(path) => Planning::recipe(path)?,
         None => Planning::Policy(args.policy.policy()?),
@@ -362,7 +371,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     provenance.record_run(&rules, &model);
     let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
     bar.finish_and_clear();
-    write_atomic(&args.output, &bytes)?;
+    write_atomic(&args.output, &bytes, &inputs(args))?;
     let seconds = started.elapsed().as_secs_f64();
     let repeat = if args.repeat > 0 {
         let h = hessians
