@@ -86,7 +86,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(CliError { code, error }) => {
-            eprintln!("pgq: error: {error:#}");
+            // Errors quote input (file names, pickle globals, tensor names):
+            // control characters are escaped so that none reaches the
+            // terminal raw.
+            let message = format!("{error:#}");
+            eprintln!("pgq: error: {}", pgq_verifier::format::printable(&message));
             ExitCode::from(code)
         }
     }

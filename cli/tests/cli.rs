@@ -574,3 +574,31 @@ fn outputs_refuse_devices_fifos_folders_and_their_own_inputs() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Control characters in input quoted by an error (here a file name with
+/// an escape sequence and a newline) reach the terminal escaped.
+#[test]
+fn errors_quote_input_with_control_characters_escaped() {
+    let dir = scratch("control-errors");
+    let name = dir.join("x\u{1b}[2J\n[pass] forged.pgq");
+    std::fs::write(&name, b"not a pgq file").unwrap();
+    for args in [
+        vec!["inspect", name.to_str().unwrap()],
+        vec![
+            "import",
+            name.to_str().unwrap(),
+            "-o",
+            dir.join("o.pgq").to_str().unwrap(),
+        ],
+    ] {
+        let o = pgq(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+        assert!(
+            err.contains("x\\u{1b}[2J\\u{a}[pass] forged.pgq"),
+            "{err:?}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    }
+}

@@ -15,6 +15,28 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// Text safe to print on a terminal or in a report: control characters (a
+/// newline, an escape sequence, a carriage return that would overwrite a
+/// line) are written as `\u{..}` escapes, so input quoted in a report or an
+/// error (a file name, a pickle global, a tensor name) cannot forge a line
+/// or drive the terminal. Text without them is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// A tensor's shape as `pgq inspect` prints it: `[2048, 512]` ->
 /// "2048x512"; rank 0 -> "scalar".
 pub fn shape_text(shape: &[u64]) -> String {

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::format::printable;
+
 /// The outcome of one check. Ordered by severity: a report's status is the
 /// most severe of its checks'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -153,18 +155,27 @@ impl Report {
 
     /// Plain text: one line per check, failures first, figures indented.
     pub fn to_text(&self) -> String {
-        let mut out = format!("{}\n{}\n\n", self.subject, self.summary());
+        let mut out = format!(
+            "{}\n{}\n\n",
+            printable(&self.subject),
+            printable(&self.summary())
+        );
         for check in self.ordered() {
             let _ = writeln!(
                 out,
                 "[{:<7}] {}: {}",
                 check.status.label(),
-                check.id,
-                check.detail
+                printable(&check.id),
+                printable(&check.detail)
             );
             if check.status > Status::Pass || check.figures.len() <= 4 {
                 for f in &check.figures {
-                    let _ = writeln!(out, "          {} = {}", f.name, plain(&f.value));
+                    let _ = writeln!(
+                        out,
+                        "          {} = {}",
+                        printable(&f.name),
+                        printable(&plain(&f.value))
+                    );
                 }
             }
         }
@@ -239,7 +250,8 @@ fn plain(value: &Value) -> String {
     }
 }
 
-/// Escapes what would break a Markdown table cell or inject markup.
+/// Escapes what would break a Markdown table cell or inject markup, and
+/// control characters.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -249,6 +261,7 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '`' => out.push('\''),
             '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }

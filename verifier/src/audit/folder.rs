@@ -374,15 +374,7 @@ fn extension(name: &str) -> Option<String> {
 /// escape sequence) are written as `\u{..}` escapes, so a name cannot forge
 /// a line of a report.
 pub fn safe_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::format::printable(name).into_owned()
 }
 
 /// Text: fewer than one byte in 64 of the first [`SNIFF_BYTES`] is a
