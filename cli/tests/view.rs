@@ -763,6 +763,45 @@ fn view_without_a_bundle_or_a_file_says_what_to_do() {
 }
 
 /// The server alone, over raw HTTP: no browser needed (but the bundle).
+/// Through the real `pgq view` (issue 12): 64 clients that, after their
+/// response, keep sending a byte every 100 ms are all cut off, and another
+/// request is then served rather than refused with 503.
+#[test]
+fn view_cuts_off_clients_that_trickle_after_their_response() {
+    let Some(_) = prerequisites(
+        "view_cuts_off_clients_that_trickle_after_their_response",
+        false,
+    ) else {
+        return;
+    };
+    let dir = scratch("view-trickle");
+    let artifact = artifact();
+    let view = View::start(&dir, &["--port", "0", artifact.to_str().unwrap()]);
+    let port = view.port();
+    let trickle = move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let request = format!("GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        s.write_all(request.as_bytes()).expect("send");
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if s.write_all(b"x").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    let clients: Vec<_> = (0..64).map(|_| std::thread::spawn(trickle)).collect();
+    for client in clients {
+        assert!(
+            client.join().unwrap(),
+            "a trickling client held its connection for a minute"
+        );
+    }
+    let (status, head, _) = http_get(port, "/artifact.pgq");
+    assert_eq!(status, 200, "{head}");
+}
+
 #[test]
 fn view_serves_the_bundle_and_the_artifact_on_loopback() {
     let Some(_) = prerequisites("view_serves_the_bundle_and_the_artifact_on_loopback", false)

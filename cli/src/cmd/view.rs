@@ -74,6 +74,15 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const HEAD_DEADLINE: Duration = Duration::from_secs(15);
 /// Time allowed for one read or write on a connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole exchange, head to last byte: a client that
+/// reads the response slowly cannot hold a connection longer.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(60);
+/// After the response, how long what the client still sends is drained
+/// before the connection is closed (so that closing does not reset it):
+/// a client that keeps sending is cut off then.
+const DRAIN_DEADLINE: Duration = Duration::from_millis(500);
+/// Bytes written at a time, so that the exchange deadline is checked.
+const WRITE_CHUNK: usize = 256 * 1024;
 
 pub fn run(args: &ViewArgs) -> CliResult<u8> {
     let Some(files) = bundle::WEB_BUNDLE else {
@@ -323,6 +332,7 @@ enum Reply<'a> {
 
 /// Handles one connection: one request, one response, close.
 fn handle(mut stream: TcpStream, site: &Site) -> io::Result<()> {
+    let start = Instant::now();
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let (reply, head_only) = match read_head(&mut stream) {
@@ -336,7 +346,14 @@ fn handle(mut stream: TcpStream, site: &Site) -> io::Result<()> {
         Reply::File { body, content_type } => {
             write_head(&mut stream, Status::Ok, content_type, body.len())?;
             if !head_only {
-                stream.write_all(body)?;
+                for chunk in body.chunks(WRITE_CHUNK) {
+                    if start.elapsed() > EXCHANGE_DEADLINE {
+                        // Too slow a reader: drop the connection.
+                        let _ = stream.shutdown(Shutdown::Both);
+                        return Ok(());
+                    }
+                    stream.write_all(chunk)?;
+                }
             }
             stream.flush()?;
         }
@@ -554,20 +571,30 @@ fn respond(stream: &mut TcpStream, status: Status, head_only: bool) -> io::Resul
     stream.flush()
 }
 
-/// Closes the connection gracefully: stops sending, then drains briefly what
-/// the client still sends, so that closing does not reset the connection
-/// (which can make the client lose the end of the response).
+/// Closes the connection gracefully: stops sending, then drains what the
+/// client still sends for at most [`DRAIN_DEADLINE`] in all, so that
+/// closing does not reset the connection (which can make the client lose
+/// the end of the response), yet a client that keeps sending a byte now
+/// and then cannot hold the connection open.
 fn finish(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let start = Instant::now();
     let mut buf = [0u8; 4096];
     let mut drained = 0usize;
     while drained < 1 << 20 {
+        let Some(left) = DRAIN_DEADLINE
+            .checked_sub(start.elapsed())
+            .filter(|d| !d.is_zero())
+        else {
+            break;
+        };
+        let _ = stream.set_read_timeout(Some(left));
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
     }
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// For tests: the address a `serve` thread listens on.
@@ -806,5 +833,43 @@ mod tests {
         assert_eq!(percent_decode("/a%2"), None);
         assert_eq!(content_type("x/Y.WASM"), "application/wasm");
         assert_eq!(content_type("LICENSE"), "application/octet-stream");
+    }
+
+    /// A client that, after its response, keeps sending a byte now and
+    /// then is cut off by the drain deadline, and the slots of many such
+    /// clients free up: another request is served (issue 12).
+    #[test]
+    fn slow_clients_after_their_response_are_cut_off() {
+        let addr = server();
+        let trickle = move |addr: SocketAddr| {
+            let request = format!(
+                "GET /static/logo.svg HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+                addr.port()
+            );
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(request.as_bytes()).expect("send");
+            let started = Instant::now();
+            // Keep sending a byte every 100 ms, whatever the server sends
+            // back, until the server has closed the connection (a write
+            // fails); a minute at most.
+            while started.elapsed() < Duration::from_secs(60) {
+                if s.write_all(b"x").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        };
+        let clients: Vec<_> = (0..MAX_CONNECTIONS)
+            .map(|_| std::thread::spawn(move || trickle(addr)))
+            .collect();
+        for client in clients {
+            assert!(
+                client.join().unwrap(),
+                "a trickling client was never cut off"
+            );
+        }
+        let (code, _, body) = get(addr, "/static/logo.svg");
+        assert_eq!((code, body.as_slice()), (200, b"<svg/>".as_slice()));
     }
 }
