@@ -3,7 +3,79 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::sync::OnceLock;
+
+use pgq_format::{read_header, ReadOptions};
+
 use crate::exit::{CliError, CliResult, Malformed};
+
+/// The memory budget of this run (`--max-memory`).
+static MAX_MEMORY: OnceLock<u64> = OnceLock::new();
+
+/// The default budget: what any machine that trains a parameter-golf
+/// model has many times over; a real artifact needs under 200 MB.
+pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
+
+pub fn set_max_memory(bytes: u64) {
+    let _ = MAX_MEMORY.set(bytes);
+}
+
+pub fn max_memory() -> u64 {
+    MAX_MEMORY.get().copied().unwrap_or(DEFAULT_MAX_MEMORY)
+}
+
+/// `2GiB`, `512M`, `1000000`: a byte count with an optional decimal (K, M,
+/// G) or binary (KiB, MiB, GiB) suffix.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} (use K, M, G, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count"))?;
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} overflows 64 bits"))
+}
+
+/// Refuses (exit 2) an artifact whose declared contents need more memory
+/// than `--max-memory` ([`pgq_format::types::Header::memory_needed`]),
+/// before anything is decoded. A file whose header does not parse is left
+/// to the read that follows, which reports it precisely.
+pub fn check_memory(bytes: &[u8], path: &Path, f32_weights: bool) -> CliResult {
+    let Ok(header) = read_header(bytes, &ReadOptions::default()) else {
+        return Ok(());
+    };
+    let needed = header.memory_needed(f32_weights);
+    let budget = max_memory();
+    if needed <= budget {
+        return Ok(());
+    }
+    let weights: u64 = header
+        .tensors
+        .iter()
+        .fold(0u64, |n, t| n.saturating_add(t.elements()));
+    Err(CliError::malformed(anyhow::anyhow!(
+        "{} declares {weights} weights in {} bytes: reading it needs about {needed} bytes, over the --max-memory budget of {budget}; raise --max-memory if this machine has the memory",
+        path.display(),
+        bytes.len()
+    )))
+}
 
 /// Reads a whole regular file of at most `max_bytes`, checked on the open
 /// handle: a huge or endless input (a FIFO, /dev/zero) is refused, not

@@ -37,6 +37,11 @@ Typical session:
   pgq doctor                                     # CPU and CUDA backends found, kernels compiled
   pgq compare cpu.pgq cuda.pgq                   # codes and scales of two artifacts, per tensor
 
+Memory: every command that reads an artifact first computes, from its
+declared sizes, the memory it needs, and refuses (exit 2) one that needs
+more than --max-memory (default 2 GiB), so that a small file declaring a
+billion weights is an error, not an abort.
+
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";
 
@@ -45,6 +50,11 @@ Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The most memory a command may need for an artifact's contents, as
+    /// declared in its header (bytes, or with K, M, G, KiB, MiB, GiB): an
+    /// artifact needing more is refused with exit 2 before it is read.
+    #[arg(long, global = true, value_name = "BYTES", default_value = "2GiB", value_parser = files::parse_bytes)]
+    max_memory: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    files::set_max_memory(cli.max_memory);
     let result = match &cli.command {
         Command::Quantize(args) => cmd::quantize::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),

@@ -602,3 +602,136 @@ fn errors_quote_input_with_control_characters_escaped() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
     }
 }
+
+/// A valid artifact of about 40 KB declaring a billion int8 weights (one
+/// zstd section of zeros): every command that reads it exits 2 naming the
+/// memory it would need, within a 4 GB address space, instead of aborting
+/// on an allocation (issue 12).
+#[cfg(unix)]
+#[test]
+fn a_tiny_file_declaring_a_billion_weights_is_refused_not_aborted_on() {
+    use pgq_format::raw::{RawFile, RawSection, RawTensor};
+    use pgq_format::types::{QuantFields, Region, SectionEntry};
+    use std::io::Write;
+    let (rows, cols) = (1_000_000u64, 1_000u64);
+    let codes = rows * cols;
+    let decoded = codes + rows * 2;
+    let chunk = vec![0u8; 1 << 20];
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+    let mut crc = crc32fast::Hasher::new();
+    let mut left = decoded;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        encoder.write_all(&chunk[..n]).unwrap();
+        crc.update(&chunk[..n]);
+        left -= n as u64;
+    }
+    let stored = encoder.finish().unwrap();
+    let mut file = RawFile {
+        sections: vec![RawSection {
+            entry: SectionEntry {
+                codec: 1,
+                reserved: [0; 3],
+                crc32: crc.finalize(),
+                offset: 0,
+                stored_len: stored.len() as u64,
+                decoded_len: decoded,
+            },
+            stored,
+        }],
+        tensors: vec![RawTensor {
+            name: b"huge.weight".to_vec(),
+            kind: 0,
+            shape: vec![rows, cols],
+            quant: Some(QuantFields {
+                bits: 8,
+                layout: 0,
+                scale_dtype: 1,
+                reserved: 0,
+                group_size: 0,
+            }),
+            regions: vec![
+                Region {
+                    section: 0,
+                    offset: 0,
+                    len: codes,
+                },
+                Region {
+                    section: 0,
+                    offset: codes,
+                    len: rows * 2,
+                },
+            ],
+        }],
+        ..RawFile::default()
+    };
+    file.place_sections();
+    let dir = scratch("billion");
+    let path = dir.join("billion.pgq");
+    std::fs::write(&path, file.to_bytes()).unwrap();
+    let p = path.to_str().unwrap();
+    let out = dir.join("out.safetensors");
+    let commands: [Vec<&str>; 5] = [
+        vec!["inspect", p],
+        vec!["export", p, "-o", out.to_str().unwrap()],
+        vec!["verify", p],
+        vec!["compare", p, p],
+        vec!["inspect", p, "--layers"],
+    ];
+    for args in commands {
+        let line = format!(
+            "ulimit -v 4000000; exec \"$0\" {}",
+            args.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let o = std::process::Command::new("bash")
+            .args(["-c", &line, env!("CARGO_BIN_EXE_pgq")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("declares 1000000000 weights"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--max-memory"), "{args:?}: {err}");
+    }
+    // With the budget raised, the same file is read (here only its
+    // header, by a budget large enough for inspect).
+    let o = pgq(&["inspect", p, "--max-memory", "4GiB"]);
+    assert_ne!(code(&o), 101, "{}", stderr(&o));
+}
+
+/// A small .ptz that decompresses to a gigabyte stops at a quarter of the
+/// memory budget, within a 4 GB address space, with exit 2 (issue 12).
+#[cfg(unix)]
+#[test]
+fn import_bounds_the_decompressed_stream_by_the_memory_budget() {
+    use std::io::Write;
+    let chunk = vec![0u8; 1 << 20];
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+    for _ in 0..1024 {
+        encoder.write_all(&chunk).unwrap();
+    }
+    let dir = scratch("import-bomb");
+    let bomb = dir.join("bomb.ptz");
+    std::fs::write(&bomb, encoder.finish().unwrap()).unwrap();
+    let out = dir.join("out.pgq");
+    let line = format!(
+        "ulimit -v 4000000; exec \"$0\" import '{}' -o '{}'",
+        bomb.display(),
+        out.display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &line, env!("CARGO_BIN_EXE_pgq")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("decompresses to more than 536870912 bytes"),
+        "{err}"
+    );
+}

@@ -308,6 +308,40 @@ impl Header {
     pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
         self.tensors.iter().find(|t| t.name == name)
     }
+    /// About the most memory a program holds to read this file and use
+    /// its weights, in bytes, from the declared sizes alone (nothing is
+    /// decoded): the decoded sections, every tensor's values as [`read`]
+    /// returns them (one byte a code, two a scale, the passthrough
+    /// values), and, with `f32_weights`, every weight as f32 besides
+    /// (export, verify's digest). Saturating. A tool compares it with its
+    /// memory budget before reading, so that a small file declaring a
+    /// billion weights is refused rather than aborting the process.
+    ///
+    /// [`read`]: crate::read
+    pub fn memory_needed(&self, f32_weights: bool) -> u64 {
+        let decoded = self
+            .sections
+            .iter()
+            .fold(0u64, |n, s| n.saturating_add(s.decoded_len));
+        let values = self.tensors.iter().fold(0u64, |n, t| {
+            let owned = t
+                .regions()
+                .iter()
+                .fold(0u64, |m, r| m.saturating_add(r.len));
+            // Packed codes take a byte each once unpacked.
+            let codes = if t.quant.is_some() { t.elements() } else { 0 };
+            let f32s = if f32_weights {
+                t.elements().saturating_mul(4)
+            } else {
+                0
+            };
+            n.saturating_add(owned)
+                .saturating_add(codes)
+                .saturating_add(f32s)
+        });
+        decoded.saturating_add(values)
+    }
+
     pub fn metadata_value(&self, key: &str) -> Option<&MetaValue> {
         self.metadata
             .binary_search_by(|(k, _)| k.as_str().cmp(key))

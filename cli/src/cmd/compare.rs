@@ -7,7 +7,7 @@ use pgq_format::{read, Archive, ReadOptions, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::exit::{CliResult, Malformed, CHECK_FAILED, OK};
-use crate::files::read_limited;
+use crate::files::{check_memory, read_limited};
 use crate::render::{table, thousands};
 
 /// Compare two artifacts tensor by tensor: codes, scales, passthrough values.
@@ -66,6 +66,7 @@ struct CompareJson<'a> {
 fn load(path: &Path) -> CliResult<Archive> {
     let options = ReadOptions::default();
     let bytes = read_limited(path, options.max_file_bytes)?;
+    check_memory(&bytes, path, true)?;
     read(&bytes, &options).malformed(format!("{} is not a valid .pgq file", path.display()))
 }
 

@@ -8,7 +8,7 @@ use pgq_format::{read, MetaValue, ReadOptions};
 
 use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliResult, Malformed, OK};
-use crate::files::{check_output, read_limited, write_atomic};
+use crate::files::{check_memory, check_output, read_limited, write_atomic};
 
 /// Write the dequantized f32 weights of an artifact as safetensors.
 ///
@@ -30,6 +30,7 @@ pub fn run(args: &ExportArgs) -> CliResult<u8> {
     check_output(&args.output, &[&args.file])?;
     let options = ReadOptions::default();
     let bytes = read_limited(&args.file, options.max_file_bytes)?;
+    check_memory(&bytes, &args.file, true)?;
     let archive = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
     let tensors: Vec<(String, Vec<u64>, Vec<f32>)> = archive

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::common::{encode_artifact, CodecArgs};
 use crate::checkpoint::sha256_hex;
 use crate::exit::{CliError, CliResult, Malformed, OK};
-use crate::files::{check_output, read_limited, write_atomic};
+use crate::files::{check_output, max_memory, read_limited, write_atomic};
 use crate::render::thousands;
 
 /// Convert a .ptz artifact (torch.save + byte shuffle + compressor) to .pgq.
@@ -77,7 +77,14 @@ pub fn run(args: &ImportArgs) -> CliResult<u8> {
     let compression = args.codec.compression()?;
     check_output(&args.output, &[&args.artifact])?;
     let started = Instant::now();
-    let options = ImportOptions::default();
+    // The decompressed stream, the codes copied out of it and the .pgq
+    // written from them live at once: a quarter of the memory budget for
+    // the stream (512 MiB by default, 15 times a real artifact's).
+    let options = ImportOptions {
+        max_decompressed_bytes: ImportOptions::default()
+            .max_decompressed_bytes
+            .min(max_memory() / 4),
+    };
     // The compressed artifact is at most a few times the 16 MB cap; the
     // decompressed stream is bounded separately by the importer.
     let bytes = read_limited(&args.artifact, options.max_decompressed_bytes)?;

@@ -10,7 +10,7 @@ use pgq_verifier::layers::{layer_budgets, LayerBudget};
 use pgq_verifier::CAP_BYTES;
 
 use crate::exit::{CliResult, Malformed, OK};
-use crate::files::read_limited;
+use crate::files::{check_memory, read_limited};
 use crate::render::{shape, table, thousands};
 
 /// Show where the bytes of a .pgq artifact go, per tensor and per section.
@@ -76,6 +76,7 @@ pub fn metadata_json(
 pub fn run(args: &InspectArgs) -> CliResult<u8> {
     let options = ReadOptions::default();
     let bytes = read_limited(&args.file, options.max_file_bytes)?;
+    check_memory(&bytes, &args.file, false)?;
     let archive = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
     let summary = summarize(&archive.header);

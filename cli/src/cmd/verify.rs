@@ -14,7 +14,7 @@ use super::quantize::sources_of;
 use super::report::{emit, ReportFormat};
 use crate::checkpoint;
 use crate::exit::{CliResult, Malformed};
-use crate::files::{code_file_sizes, read_limited};
+use crate::files::{check_memory, code_file_sizes, read_limited};
 
 /// Verify an artifact: structure and every CRC, the 16,000,000-byte cap,
 /// the decode digest, and decode fidelity against a reference checkpoint.
@@ -81,6 +81,7 @@ pub struct VerifyArgs {
 pub fn run(args: &VerifyArgs) -> CliResult<u8> {
     let read = ReadOptions::default();
     let bytes = read_limited(&args.artifact, read.max_file_bytes)?;
+    check_memory(&bytes, &args.artifact, true)?;
     let code_files = code_file_sizes(&args.code)?;
     let reference = match &args.reference {
         Some(path) => {

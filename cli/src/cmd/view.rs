@@ -21,7 +21,7 @@ use clap::Args;
 use pgq_format::{read, ReadOptions};
 
 use crate::exit::{CliError, CliResult, Malformed, OK};
-use crate::files::{code_file_sizes, read_limited};
+use crate::files::{check_memory, code_file_sizes, read_limited};
 use crate::render::thousands;
 
 mod bundle {
@@ -90,6 +90,7 @@ pub fn run(args: &ViewArgs) -> CliResult<u8> {
     };
     let options = ReadOptions::default();
     let bytes = read_limited(&args.file, options.max_file_bytes)?;
+    check_memory(&bytes, &args.file, false)?;
     let code_bytes: u64 = code_file_sizes(&args.code)?
         .iter()
         .map(|(_, bytes)| bytes)
@@ -98,7 +99,10 @@ pub fn run(args: &ViewArgs) -> CliResult<u8> {
     if let Err(e) = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))
     {
-        eprintln!("pgq: error: {e}");
+        eprintln!(
+            "pgq: error: {}",
+            pgq_verifier::format::printable(&e.to_string())
+        );
         eprintln!("pgq view: serving it anyway, so that the viewer shows the error");
     }
 
