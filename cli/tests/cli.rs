@@ -603,6 +603,24 @@ fn errors_quote_input_with_control_characters_escaped() {
     }
 }
 
+/// Runs pgq with its address space limited to 4 GB (`ulimit -v 4000000`):
+/// an allocation past it aborts the process, which the tests must not see.
+#[cfg(unix)]
+fn pgq_in_4_gb(args: &[&str]) -> std::process::Output {
+    // The arguments go to bash as positional parameters, never through the
+    // command line's text.
+    std::process::Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -v 4000000; exec \"$@\"",
+            "bash",
+            env!("CARGO_BIN_EXE_pgq"),
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A valid artifact of about 40 KB declaring a billion int8 weights (one
 /// zstd section of zeros): every command that reads it exits 2 naming the
 /// memory it would need, within a 4 GB address space, instead of aborting
@@ -679,17 +697,7 @@ fn a_tiny_file_declaring_a_billion_weights_is_refused_not_aborted_on() {
         vec!["inspect", p, "--layers"],
     ];
     for args in commands {
-        let line = format!(
-            "ulimit -v 4000000; exec \"$0\" {}",
-            args.iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        let o = std::process::Command::new("bash")
-            .args(["-c", &line, env!("CARGO_BIN_EXE_pgq")])
-            .output()
-            .unwrap();
+        let o = pgq_in_4_gb(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(
@@ -719,15 +727,12 @@ fn import_bounds_the_decompressed_stream_by_the_memory_budget() {
     let bomb = dir.join("bomb.ptz");
     std::fs::write(&bomb, encoder.finish().unwrap()).unwrap();
     let out = dir.join("out.pgq");
-    let line = format!(
-        "ulimit -v 4000000; exec \"$0\" import '{}' -o '{}'",
-        bomb.display(),
-        out.display()
-    );
-    let o = std::process::Command::new("bash")
-        .args(["-c", &line, env!("CARGO_BIN_EXE_pgq")])
-        .output()
-        .unwrap();
+    let o = pgq_in_4_gb(&[
+        "import",
+        bomb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
