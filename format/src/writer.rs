@@ -319,15 +319,13 @@ pub fn write_raw(
                 codes,
                 scales,
             } => {
-                let layout = if packed && *bits < 8 {
-                    Layout::Packed
-                } else {
-                    Layout::Bytes
-                };
-                let code_bytes = match (layout, Bits::new(*bits)) {
-                    (Layout::Packed, Some(width)) => pack_codes(codes, width),
-                    // Validated above: every width is a Bits.
-                    _ => codes.iter().map(|&c| c as u8).collect(),
+                // One decision for the layout and its bytes, so that the
+                // header can never describe bytes it does not hold.
+                let (layout, code_bytes) = match Bits::new(*bits) {
+                    Some(width) if packed && *bits < 8 => {
+                        (Layout::Packed, pack_codes(codes, width))
+                    }
+                    _ => (Layout::Bytes, codes.iter().map(|&c| c as u8).collect()),
                 };
                 let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
                 let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes);

@@ -170,8 +170,7 @@ impl RecordFolder {
         };
         if is_submission_name(&name) {
             if submission == Some(name.as_str()) {
-                let content =
-                    read_bounded(&mut file, bytes, SUBMISSION_READ_LIMIT, "a submission.json");
+                let content = read_refusing_over(&mut file, bytes, SUBMISSION_READ_LIMIT);
                 self.submission = Some(SubmissionFile {
                     name,
                     bytes,
@@ -223,7 +222,8 @@ impl RecordFolder {
         let limit = LOG_READ_LIMIT.min(*budget);
         if is(DOC_EXTENSIONS) {
             let limit = limit.min(DOC_READ_LIMIT);
-            if let Ok(bytes) = read_bounded(&mut file, bytes, limit, "") {
+            // A README past the limit is read in part: its start is enough.
+            if let Ok(bytes) = read_prefix(&mut file, limit) {
                 *budget = budget.saturating_sub(bytes.len() as u64);
                 self.docs.push(DocFile {
                     name,
@@ -392,12 +392,18 @@ fn is_text(file: &mut File) -> io::Result<bool> {
     Ok(control * 64 < head.len().max(1))
 }
 
-fn read_bounded(file: &mut File, declared: u64, limit: u64, what: &str) -> io::Result<Vec<u8>> {
-    if declared > limit && !what.is_empty() {
+/// A submission.json: refused, not cut, past the limit.
+fn read_refusing_over(file: &mut File, declared: u64, limit: u64) -> io::Result<Vec<u8>> {
+    if declared > limit {
         return Err(io::Error::other(format!(
-            "{declared} bytes, over the {limit}-byte limit for {what}"
+            "{declared} bytes, over the {limit}-byte limit for a submission.json"
         )));
     }
+    read_prefix(file, limit)
+}
+
+/// At most the first `limit` bytes.
+fn read_prefix(file: &mut File, limit: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)
