@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, FormatError, Result, WriteError};
 use crate::types::{Codec, Section};
+use crate::zstd_frame;
 
 /// Compression settings of the writer, one codec for every section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,13 +121,45 @@ fn decode_zstd(
     field: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
     use std::io::Read;
-    // Exactly one frame, filling the section: no trailing or skippable data.
+    // §9 step 20, in order. The header is read here, not by libzstd, so
+    // that the window limit, skippable frames and a dictionary are decided
+    // the same way whatever libzstd's version or buffer sizes.
+    let header =
+        zstd_frame::parse(stored).map_err(|e| codec_error(section, field, e.to_string()))?;
+    if header.dictionary {
+        return Err(codec_error(
+            section,
+            field,
+            "the zstd frame names a dictionary".into(),
+        ));
+    }
+    if header.window > zstd_frame::MAX_WINDOW {
+        return Err(codec_error(
+            section,
+            field,
+            format!(
+                "the zstd frame needs a {}-byte window, more than the {} allowed",
+                header.window,
+                zstd_frame::MAX_WINDOW
+            ),
+        ));
+    }
+    if let Some(content) = header.content_size.filter(|&c| c != want as u64) {
+        return Err(FormatError::new(
+            ErrorKind::SizeMismatch,
+            field(),
+            section.offset,
+            format!("the zstd frame declares {content} decoded bytes, the section {want}"),
+        ));
+    }
+    // Exactly one frame, filling the section: the block headers say where
+    // it ends without decoding anything.
     let frame_len = zstd::zstd_safe::find_frame_compressed_size(stored).map_err(|code| {
         codec_error(
             section,
             field,
             format!(
-                "not a zstd frame: {}",
+                "the zstd frame is cut short or malformed: {}",
                 zstd::zstd_safe::get_error_name(code)
             ),
         )
@@ -141,17 +174,12 @@ fn decode_zstd(
             ),
         ));
     }
-    if let Ok(Some(content)) = zstd::zstd_safe::get_frame_content_size(stored) {
-        if content != want as u64 {
-            return Err(FormatError::new(
-                ErrorKind::SizeMismatch,
-                field(),
-                section.offset,
-                format!("the zstd frame declares {content} decoded bytes, the section {want}"),
-            ));
-        }
-    }
-    let decoder = zstd::stream::read::Decoder::with_buffer(stored)
+    // libzstd decodes the frame without its declared size, so the reader
+    // counts the content itself: more or fewer bytes than declared is
+    // `size_mismatch`, never libzstd's "corruption". The checksum, when the
+    // frame has one, is still checked by libzstd at the end of the frame.
+    let frame = zstd_frame::without_content_size(stored, &header);
+    let decoder = zstd::stream::read::Decoder::with_buffer(&frame[..])
         .map_err(|e| codec_error(section, field, format!("zstd: {e}")))?
         .single_frame();
     // One byte past the declared length is enough to tell a bomb.

@@ -44,6 +44,7 @@ pub mod summary;
 mod tensor;
 pub mod types;
 mod writer;
+mod zstd_frame;
 
 pub use codec::{decode as decode_section, encode as encode_section, Compression};
 pub use digest::{decode_digest, DECODE_DIGEST_KEY};

@@ -28,8 +28,11 @@ fn fingerprint(bytes: &[u8]) -> Option<Vec<(String, Vec<u32>)>> {
 
 #[test]
 fn ten_thousand_mutations_never_panic_and_never_change_values_silently() {
+    // The multi-MiB vectors would spend the run decompressing; the fuzz
+    // target and the CLI tests cover large sections.
     let bases: Vec<(String, Vec<u8>)> = vectors::positives()
         .into_iter()
+        .filter(|p| p.bytes.len() < 16 << 10)
         .map(|p| (p.name.to_string(), p.bytes))
         .collect();
     let per_base = 12_000 / bases.len() + 1;

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Checks the positive conformance vectors against the reference decoder.
+"""Checks the conformance vectors against the reference decoder.
 
 For every spec/vectors/positive/*.pgq, decodes it with pgq_decode.load and
 compares each tensor bit for bit (as uint32) with the expected values in the
-matching .json. With --pgq BINARY, also runs `BINARY export FILE -o OUT.safetensors`
+matching .json (or their SHA-256, for large tensors). Every vector listed in
+spec/vectors/negative/expected.json must be rejected. With --pgq BINARY, also runs `BINARY export FILE -o OUT.safetensors`
 and compares that output bit for bit with the Python decoder's.
 
 Prints one line per vector and a final line `N passed, M failed`. The exit
@@ -12,6 +13,7 @@ status is 0 only if at least one vector was checked and none failed.
 usage: python3 spec/reference/check_vectors.py [--vectors DIR] [--pgq BINARY]
 """
 import argparse
+import hashlib
 import json
 import os
 import struct
@@ -44,6 +46,9 @@ def expected_tensors(path):
         tensors = {t["name"]: t for t in tensors}
     out = {}
     for name, t in tensors.items():
+        if "f32_le_sha256" in t:  # a large tensor: the digest of its f32 bytes
+            out[name] = (tuple(t["shape"]), t["f32_le_sha256"])
+            continue
         hexed = next((t[k] for k in ("f32_le_hex", "f32_hex", "values_hex", "hex") if k in t), None)
         if hexed is None:
             raise ValueError(f"{path}: tensor {name!r} has no f32 hex values")
@@ -83,6 +88,11 @@ def compare(got, want, what):
             problems.append(f"{what}: {name!r} has shape {list(have.shape)}, expected {list(shape)}")
             continue
         b = bits(have)
+        if isinstance(expect, str):
+            digest = hashlib.sha256(b.astype("<u4").tobytes()).hexdigest()
+            if digest != expect:
+                problems.append(f"{what}: {name!r} has f32 SHA-256 {digest}, expected {expect}")
+            continue
         if b.shape != expect.shape:
             problems.append(f"{what}: {name!r} has {b.size} values, expected {expect.size}")
             continue
@@ -143,6 +153,20 @@ def main():
         else:
             passed += 1
             print(f"ok   {name} ({len(decoded)} tensors)")
+    # Negative vectors: the decoder must reject every one (it raises; which
+    # class it would name is the Rust reader's business, tests/conformance.rs).
+    negative = os.path.join(args.vectors, "negative")
+    expected = os.path.join(negative, "expected.json")
+    names = sorted(json.load(open(expected, encoding="utf-8"))) if os.path.exists(expected) else []
+    for name in names:
+        try:
+            pgq_decode.load(os.path.join(negative, name + ".pgq"))
+        except Exception:  # any rejection will do, a crash of the checker will not
+            passed += 1
+            continue
+        failed += 1
+        print(f"FAIL {name}.pgq: accepted, but it is a negative vector")
+    print(f"{len(names)} negative vectors checked, each must be rejected")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

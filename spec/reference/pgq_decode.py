@@ -27,8 +27,11 @@ def load(src):
         if a != o or z != bytes(3) or len(s) != sl: _f('section %d layout' % i)
         o += sl
         if c == 0: d = s
-        elif c == 1:
-            import zstandard; d = zstandard.ZstdDecompressor().decompress(s, max_output_size=dl)
+        elif c == 1:  # one frame: no skippable frame, dictionary or reserved bit, window <= 2^27
+            import zstandard as Z; P = Z.get_frame_parameters(s)
+            if s[:4] != b'(\xb5/\xfd' or s[4] & 11 or P.window_size > 1 << 27 or P.content_size not in (dl, 2**64 - 1):
+                _f('section %d zstd frame' % i)
+            d = Z.ZstdDecompressor().decompress(s, max_output_size=dl, allow_extra_data=False)
         elif c == 2:
             import brotli; d = brotli.decompress(s)
         else: _f('section %d codec' % i)
@@ -36,10 +39,10 @@ def load(src):
         S.append(d)
     if o != len(b): _f('trailing bytes')
     y = b''
-    for i in range(nm):  # metadata: check key order, skip values
-        k, = r('H'); x = h[p:p + k]; p += k; t, = r('B')
+    for i in range(nm):  # metadata: check key order and UTF-8, skip values
+        k, = r('H'); x = h[p:p + k]; p += k; t, = r('B'); x.decode()
         if not x or x <= y: _f('metadata[%d].key' % i)
-        if t in (4, 5): k, = r('I'); p += k
+        if t in (4, 5): k, = r('I'); t > 4 or h[p:p + k].decode(); p += k
         elif t in (1, 2, 3): p += 8
         else: _f('metadata[%d].type' % i)
         y = x

@@ -321,7 +321,117 @@ pub fn positives() -> Vec<Positive> {
         none(),
         opts(ZSTD),
     ));
+    v.push(positive(
+        "passthrough_extremes",
+        "the largest finite f16, bf16 and f32 of each sign (one step from infinity), their smallest subnormals, -0.0",
+        vec![
+            Tensor { name: "f16".into(), shape: vec![4], data: TensorData::F16([0x7BFF, 0xFBFF, 0x0001, 0x8000].map(f16::from_bits).to_vec()) },
+            Tensor { name: "bf16".into(), shape: vec![4], data: TensorData::Bf16([0x7F7F, 0xFF7F, 0x0001, 0x8000].map(bf16::from_bits).to_vec()) },
+            Tensor { name: "f32".into(), shape: vec![4], data: TensorData::F32([0x7F7F_FFFF, 0xFF7F_FFFF, 0x0000_0001, 0x8000_0000].map(f32::from_bits).to_vec()) },
+        ],
+        none(),
+        opts(BROTLI),
+    ));
+    v.push(with_frames(
+        "zstd_checksum",
+        "zstd frames that carry a content checksum (XXH64), content size declared",
+        model(&mut rng),
+        |d| zstd_frame(d, true, true),
+    ));
+    v.push(with_frames(
+        "zstd_without_content_size",
+        "zstd frames that do not declare their content size (the reader counts it), with a checksum",
+        model(&mut rng),
+        |d| zstd_frame(d, false, true),
+    ));
+    v.push(positive(
+        "large_sections_brotli",
+        "a 4.5 MiB section of int8 codes and a 256 KiB one of int6 codes, brotli with a 4 MiB window: back-references reach 48 KiB and more",
+        large_model(&mut rng),
+        none(),
+        opts(Compression::Brotli { quality: 9, lgwin: 22 }),
+    ));
+    v.push(with_frames(
+        "large_sections_zstd",
+        "the same shape of model as large_sections_brotli, in zstd frames of many 128 KiB blocks, with a checksum",
+        large_model(&mut rng),
+        |d| zstd_frame(d, true, true),
+    ));
     v
+}
+
+/// Codes that repeat a block of a little over 48 KiB, changing a few codes
+/// in each repeat: cheap to store, yet every repeat is decoded through
+/// back-references longer than a 32 KiB window.
+fn large_quantized(rng: &mut Rng, name: &str, rows: u64, cols: u64, bits: u8) -> Tensor {
+    const PERIOD: usize = (48 << 10) + 5;
+    let n = (rows * cols) as usize;
+    let block: Vec<i8> = (0..PERIOD).map(|_| rng.code(bits)).collect();
+    let mut codes = Vec::with_capacity(n + PERIOD);
+    while codes.len() < n {
+        let start = codes.len();
+        codes.extend_from_slice(&block);
+        for _ in 0..32 {
+            let at = start + (rng.next() as usize % PERIOD);
+            codes[at] = rng.code(bits);
+        }
+    }
+    codes.truncate(n);
+    Tensor {
+        name: name.into(),
+        shape: vec![rows, cols],
+        data: TensorData::Quantized {
+            bits,
+            group_size: 0,
+            codes,
+            scales: (0..rows).map(|_| rng.scale()).collect(),
+        },
+    }
+}
+
+fn large_model(rng: &mut Rng) -> Vec<Tensor> {
+    vec![
+        large_quantized(rng, "tok_emb.weight", 1152, 4096, 8),
+        large_quantized(rng, "blocks.0.mlp.fc.weight", 256, 1024, 6),
+    ]
+}
+
+/// A zstd frame of `data` made here rather than by the writer, which never
+/// writes a checksum (FORMAT.md §11).
+fn zstd_frame(data: &[u8], content_size: bool, checksum: bool) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(3).expect("zstd context");
+    c.include_contentsize(content_size).expect("zstd parameter");
+    c.include_checksum(checksum).expect("zstd parameter");
+    c.compress(data).expect("zstd")
+}
+
+/// A positive vector whose sections are the frames `frame` makes of each
+/// section's decoded bytes (bytes layout, as the writer uses under zstd).
+fn with_frames(
+    name: &'static str,
+    about: &'static str,
+    tensors: Vec<Tensor>,
+    frame: impl Fn(&[u8]) -> Vec<u8>,
+) -> Positive {
+    let options = WriteOptions {
+        compression: Compression::Raw,
+        layout: LayoutChoice::Bytes,
+        ..WriteOptions::default()
+    };
+    let mut f = write_raw(&tensors, &BTreeMap::new(), &options).expect("valid content");
+    for s in &mut f.sections {
+        s.stored = frame(&s.stored); // a raw section stores its decoded bytes
+        s.entry.codec = 1;
+        s.entry.stored_len = s.stored.len() as u64;
+    }
+    f.place_sections();
+    Positive {
+        name,
+        about,
+        tensors,
+        metadata: BTreeMap::new(),
+        bytes: f.to_bytes(),
+    }
 }
 
 // ---------------------------------------------------------------- negatives
@@ -1139,7 +1249,308 @@ pub fn negatives() -> Vec<Negative> {
         f,
         true,
     ));
+    for (name, about, tensor, bits) in [
+        (
+            "passthrough_f16_nan",
+            "a NaN f16 passthrough value (0x7E00)",
+            "f16",
+            0x7E00,
+        ),
+        (
+            "passthrough_bf16_inf",
+            "an infinite bf16 passthrough value (0x7F80)",
+            "bf16",
+            0x7F80,
+        ),
+        (
+            "passthrough_bf16_nan",
+            "a NaN bf16 passthrough value (0x7FC0)",
+            "bf16",
+            0x7FC0,
+        ),
+        (
+            "passthrough_f32_inf",
+            "a negative infinite f32 passthrough value (0xFF800000)",
+            "f32",
+            0xFF80_0000,
+        ),
+        (
+            "passthrough_f32_nan",
+            "a NaN f32 passthrough value with a payload (0x7F800001)",
+            "f32",
+            0x7F80_0001,
+        ),
+    ] {
+        v.push(neg(
+            name,
+            InvalidValue,
+            about,
+            nonfinite(tensor, bits),
+            true,
+        ));
+    }
+    for (name, about, bits) in [
+        (
+            "packed_most_negative_b2",
+            "a packed 2-bit field of 10 (-2), the last of 11 codes",
+            2u8,
+        ),
+        (
+            "packed_most_negative_b3",
+            "a packed 3-bit field of 100 (-4), the last of 11 codes",
+            3,
+        ),
+        (
+            "packed_most_negative_b4",
+            "a packed 4-bit field of 1000 (-8), the last of 11 codes",
+            4,
+        ),
+        (
+            "packed_most_negative_b5",
+            "a packed 5-bit field of 10000 (-16), the last of 11 codes, across a byte boundary",
+            5,
+        ),
+        (
+            "packed_most_negative_b6",
+            "a packed 6-bit field of 100000 (-32), the last of 11 codes, across a byte boundary",
+            6,
+        ),
+        (
+            "packed_most_negative_b7",
+            "a packed 7-bit field of 1000000 (-64), the last of 11 codes, across a byte boundary",
+            7,
+        ),
+    ] {
+        v.push(neg(
+            name,
+            InvalidCode,
+            about,
+            most_negative_packed(bits),
+            true,
+        ));
+    }
+    let mut rng = Rng(0xBAD_0006);
+    let mut f = write_raw(
+        &[quantized(&mut rng, "w", &[2, 8], 8, 0)],
+        &BTreeMap::new(),
+        &opts(Compression::Raw),
+    )
+    .expect("valid");
+    let mut codes = f.sections[0].stored.clone();
+    codes[11] = 0x80;
+    set_raw_section(&mut f, 0, codes);
+    v.push(neg(
+        "code_most_negative_int8",
+        InvalidCode,
+        "an int8 code of -128 (bytes layout)",
+        f,
+        true,
+    ));
+
+    // --- zstd frames (§5.2): one frame, no skippable frames, no dictionary,
+    // a window of at most 2^27 bytes, a checksum that matches, and content
+    // of exactly decoded_len bytes, counted by the reader.
+    let (f, decoded) = zstd_base();
+    let mut stored = zstd_frame(&decoded, true, true);
+    let last = stored.len() - 1;
+    stored[last] ^= 0x01;
+    v.push(neg(
+        "zstd_checksum_mismatch",
+        CodecError,
+        "a zstd frame whose content checksum does not match its content (the section CRC does)",
+        with_stored(f, stored),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let stored = [skippable_frame(), zstd_frame(&decoded, true, false)].concat();
+    v.push(neg(
+        "zstd_skippable_before",
+        CodecError,
+        "a skippable frame before the zstd frame",
+        with_stored(f, stored),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let stored = [zstd_frame(&decoded, true, false), skippable_frame()].concat();
+    v.push(neg(
+        "zstd_skippable_after",
+        CodecError,
+        "a skippable frame after the zstd frame",
+        with_stored(f, stored),
+        true,
+    ));
+    let (f, _) = zstd_base();
+    v.push(neg(
+        "zstd_skippable_only",
+        CodecError,
+        "a section that holds only a skippable frame",
+        with_stored(f, skippable_frame()),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let longer = [&decoded[..], &[7u8; 16][..]].concat();
+    v.push(neg(
+        "zstd_content_longer_than_declared",
+        SizeMismatch,
+        "the frame header declares the section's 64 bytes, its blocks hold 80",
+        with_stored(f, with_declared_size(&longer, 64)),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    v.push(neg(
+        "zstd_content_shorter_than_declared",
+        SizeMismatch,
+        "the frame header declares the section's 64 bytes, its blocks hold 60",
+        with_stored(f, with_declared_size(&decoded[..60], 64)),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let mut stored = zstd_no_size(&decoded);
+    assert_eq!(stored[4] & 0xE0, 0, "a frame with a window descriptor");
+    stored[5] = 18 << 3; // Window_Size 2^28
+    v.push(neg(
+        "zstd_window_too_large",
+        CodecError,
+        "a zstd frame whose window descriptor asks for 2^28 bytes (the limit is 2^27)",
+        with_stored(f, stored),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let mut stored = zstd_no_size(&decoded);
+    assert_eq!(stored[4] & 0x03, 0, "a frame without a dictionary id");
+    stored[4] |= 0x01;
+    stored.insert(6, 0x01); // Dictionary_ID 1, after the window descriptor
+    v.push(neg(
+        "zstd_dictionary",
+        CodecError,
+        "a zstd frame that names dictionary 1",
+        with_stored(f, stored),
+        true,
+    ));
+    let (f, decoded) = zstd_base();
+    let mut stored = zstd_frame(&decoded, true, false);
+    stored[4] |= 0x08;
+    v.push(neg(
+        "zstd_reserved_bit",
+        CodecError,
+        "the reserved bit of the zstd frame header descriptor is set",
+        with_stored(f, stored),
+        true,
+    ));
+
+    // --- the order of checks (§9): entries are checked one by one, so a
+    // count the header cannot hold does not hide a fault in an earlier entry.
+    let mut f = base();
+    f.sections[0].entry.codec = 7;
+    f.counts_override = Some(Counts {
+        sections: 1000,
+        tensors: 2,
+        metadata: 1,
+    });
+    v.push(neg(
+        "short_table_first_entry_invalid",
+        InvalidField,
+        "1000 sections declared, far more than the header holds, and the first has codec 7: the entry is checked before the bytes run out",
+        f,
+        false,
+    ));
+    let mut f = base();
+    let mut later = f.metadata[0].clone();
+    later.key = b"pgq.z".to_vec();
+    let again = f.metadata[0].clone();
+    f.metadata.push(later);
+    f.metadata.push(again);
+    v.push(neg(
+        "metadata_key_repeated_later",
+        InvalidField,
+        "keys [pgq.producer, pgq.z, pgq.producer]: the repeat is not adjacent, so it breaks the order",
+        f,
+        true,
+    ));
     v
+}
+
+/// A raw file of one passthrough tensor of 3 values of `dtype`, value 1
+/// replaced by `bits` (in its byte planes).
+fn nonfinite(dtype: &str, bits: u32) -> RawFile {
+    let (data, width) = match dtype {
+        "f16" => (TensorData::F16(vec![f16::ONE; 3]), 2),
+        "bf16" => (TensorData::Bf16(vec![bf16::ONE; 3]), 2),
+        _ => (TensorData::F32(vec![1.0; 3]), 4),
+    };
+    let tensor = Tensor {
+        name: dtype.into(),
+        shape: vec![3],
+        data,
+    };
+    let mut f = write_raw(&[tensor], &BTreeMap::new(), &opts(Compression::Raw)).expect("valid");
+    let mut planes = f.sections[0].stored.clone();
+    for (k, byte) in bits.to_le_bytes().iter().take(width).enumerate() {
+        planes[k * 3 + 1] = *byte;
+    }
+    set_raw_section(&mut f, 0, planes);
+    f
+}
+
+/// A raw file of 11 packed codes of `bits` bits whose last field is the
+/// invalid `-2^(bits-1)` (sign bit set, other bits zero).
+fn most_negative_packed(bits: u8) -> RawFile {
+    let mut rng = Rng(0xBAD_0005 + u64::from(bits));
+    let mut f = write_raw(
+        &[quantized(&mut rng, "w", &[1, 11], bits, 0)],
+        &BTreeMap::new(),
+        &opts(Compression::Raw),
+    )
+    .expect("valid");
+    let mut codes = f.sections[0].stored.clone();
+    let b = usize::from(bits);
+    for bit in 10 * b..11 * b {
+        let sign = bit == 11 * b - 1;
+        if sign {
+            codes[bit / 8] |= 1 << (bit % 8);
+        } else {
+            codes[bit / 8] &= !(1 << (bit % 8));
+        }
+    }
+    set_raw_section(&mut f, 0, codes);
+    f
+}
+
+/// A zstd file of one 4x16 int8 tensor (section 0, 64 decoded bytes) and
+/// those decoded bytes.
+fn zstd_base() -> (RawFile, Vec<u8>) {
+    let f = with_codec(ZSTD);
+    let decoded = zstd::bulk::decompress(&f.sections[0].stored, 1 << 16).expect("zstd");
+    assert_eq!(decoded.len(), 64);
+    (f, decoded)
+}
+
+fn with_stored(mut f: RawFile, stored: Vec<u8>) -> RawFile {
+    set_stored(&mut f, 0, stored);
+    f
+}
+
+/// A skippable frame (RFC 8878 §3.1.2) of 4 bytes of user data.
+fn skippable_frame() -> Vec<u8> {
+    [
+        &0x184D_2A50u32.to_le_bytes()[..],
+        &4u32.to_le_bytes(),
+        b"pgq!",
+    ]
+    .concat()
+}
+
+/// A single-segment zstd frame of `content` whose header declares
+/// `declared` bytes instead (the 1-byte Frame_Content_Size field).
+fn with_declared_size(content: &[u8], declared: u8) -> Vec<u8> {
+    let mut frame = zstd_frame(content, true, false);
+    assert_eq!(
+        frame[4], 0x20,
+        "single segment, 1-byte content size, no checksum"
+    );
+    assert_eq!(usize::from(frame[5]), content.len());
+    frame[5] = declared;
+    frame
 }
 
 /// A zstd frame that does not record its content size, so only decoding
@@ -1167,6 +1578,10 @@ fn meta_json(v: &MetaValue) -> serde_json::Value {
     }
 }
 
+/// Tensors of more values than this give the SHA-256 of their f32 bytes in
+/// the expected `.json`, not the bytes (FORMAT.md §13).
+pub const LARGEST_HEX_TENSOR: usize = 65_536;
+
 /// The expected decoding of a positive vector: f32 bits per tensor.
 pub fn expected_json(p: &Positive) -> String {
     use serde_json::json;
@@ -1177,8 +1592,14 @@ pub fn expected_json(p: &Positive) -> String {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect();
-        let mut entry =
-            json!({"shape": t.shape, "kind": t.data.kind().name(), "f32_le_hex": hex(&values)});
+        let mut entry = json!({"shape": t.shape, "kind": t.data.kind().name()});
+        // Hex of several MiB of values would dwarf the vector itself.
+        if values.len() > 4 * LARGEST_HEX_TENSOR {
+            use sha2::Digest;
+            entry["f32_le_sha256"] = json!(hex(&sha2::Sha256::digest(&values)));
+        } else {
+            entry["f32_le_hex"] = json!(hex(&values));
+        }
         if let TensorData::Quantized {
             bits, group_size, ..
         } = &t.data
@@ -1210,7 +1631,8 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
          negative vector with its expected error class. See spec/FORMAT.md.\n\n\
          ## Positive: `positive/NAME.pgq`, expected values in `positive/NAME.json`\n\n\
          Each `.json` gives, per tensor, its shape and the little-endian bytes of its decoded f32 values\n\
-         in hex (`f32_le_hex`); equality is bit-for-bit.\n\n| vector | bytes | covers |\n| --- | ---: | --- |\n",
+         in hex (`f32_le_hex`), or for a tensor of more than 65,536 values the SHA-256 of those bytes\n\
+         (`f32_le_sha256`); equality is bit-for-bit.\n\n| vector | bytes | covers |\n| --- | ---: | --- |\n",
     );
     for p in &positives {
         out.push((format!("positive/{}.pgq", p.name), p.bytes.clone()));
