@@ -136,6 +136,16 @@ fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
 /// which does not follow a symlink planted under its name); the target is
 /// checked first ([`check_output`]).
 pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> CliResult {
+    write_atomic_with(path, inputs, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`], with the content written by `write` into the
+/// temporary file (buffered), so that a large output is never held whole.
+pub fn write_atomic_with(
+    path: &Path,
+    inputs: &[&Path],
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> CliResult {
     check_output(path, inputs)?;
     let dir = path
         .parent()
@@ -158,8 +168,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> CliResult {
             use std::os::unix::fs::OpenOptionsExt;
             options.custom_flags(libc::O_NOFOLLOW);
         }
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, options.open(&tmp)?);
+        write(&mut out)?;
+        let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

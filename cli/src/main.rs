@@ -40,7 +40,8 @@ Typical session:
 Memory: every command that reads an artifact first computes, from its
 declared sizes, the memory it needs, and refuses (exit 2) one that needs
 more than --max-memory (default 2 GiB), so that a small file declaring a
-billion weights is an error, not an abort.
+billion weights is an error, not an abort. Commands that dequantize hold
+one tensor's f32 values at a time (export writes tensor by tensor).
 
 Exit codes: 0 success, 1 a check failed, 2 malformed or unreadable input,
 3 usage error.";

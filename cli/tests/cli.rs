@@ -712,6 +712,68 @@ fn a_tiny_file_declaring_a_billion_weights_is_refused_not_aborted_on() {
     assert_ne!(code(&o), 101, "{}", stderr(&o));
 }
 
+/// `export` writes one tensor at a time, so its memory bound counts the
+/// largest tensor's f32 values, not the model's: 16 int8 tensors of 1M
+/// weights (64 MiB as f32) export under a 64 MiB budget, which the decoded
+/// section, the codes (16 MiB each, counted twice) and one tensor's f32
+/// values and bytes (8 MiB) fit, about 56 MiB; counting every f32 value
+/// would need 112 MiB. The output is a safetensors file with every tensor,
+/// in the artifact's order.
+#[test]
+fn export_streams_tensors_within_a_budget_the_whole_model_exceeds() {
+    use pgq_format::half::f16;
+    use pgq_format::{write, Compression, Tensor, TensorData, WriteOptions};
+    let tensors: Vec<Tensor> = (0..16)
+        .map(|i| Tensor {
+            name: format!("blocks.{i:02}.w"),
+            shape: vec![1024, 1024],
+            data: TensorData::Quantized {
+                bits: 8,
+                group_size: 0,
+                codes: (0..1 << 20).map(|j| ((i + j) % 7) as i8 - 3).collect(),
+                scales: vec![f16::from_f32(0.5); 1024],
+            },
+        })
+        .collect();
+    let options = WriteOptions {
+        compression: Compression::Zstd(1),
+        ..WriteOptions::default()
+    };
+    let dir = scratch("export-stream");
+    let path = dir.join("many.pgq");
+    std::fs::write(
+        &path,
+        write(&tensors, &Default::default(), &options).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("many.safetensors");
+    let o = pgq(&[
+        "export",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--max-memory",
+        "64MiB",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = pgq_quantizer::checkpoint::parse(&bytes, false).unwrap();
+    let names: Vec<_> = st.tensors.iter().map(|t| t.name.clone()).collect();
+    let expected: Vec<_> = tensors.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, expected);
+    assert_eq!(st.tensors[3].values[..3], [0.0, 0.5, 1.0]);
+    // A budget under that is still refused, before decoding.
+    let o = pgq(&[
+        "export",
+        path.to_str().unwrap(),
+        "-o",
+        dir.join("no.safetensors").to_str().unwrap(),
+        "--max-memory",
+        "48MiB",
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
 /// A small .ptz that decompresses to a gigabyte stops at a quarter of the
 /// memory budget, within a 4 GB address space, with exit 2 (issue 12).
 #[cfg(unix)]

@@ -312,10 +312,12 @@ impl Header {
     /// its weights, in bytes, from the declared sizes alone (nothing is
     /// decoded): the decoded sections, every tensor's values as [`read`]
     /// returns them (one byte a code, two a scale, the passthrough
-    /// values), and, with `f32_weights`, every weight as f32 besides
-    /// (export, verify's digest). Saturating. A tool compares it with its
-    /// memory budget before reading, so that a small file declaring a
-    /// billion weights is refused rather than aborting the process.
+    /// values), and, with `f32_weights`, the largest tensor's weights as
+    /// f32 twice over (its values and their bytes), for a program that
+    /// dequantizes one tensor at a time (export, verify's digest, compare).
+    /// Saturating. A tool compares it with its memory budget before
+    /// reading, so that a small file declaring a billion weights is refused
+    /// rather than aborting the process.
     ///
     /// [`read`]: crate::read
     pub fn memory_needed(&self, f32_weights: bool) -> u64 {
@@ -330,16 +332,15 @@ impl Header {
                 .fold(0u64, |m, r| m.saturating_add(r.len));
             // Packed codes take a byte each once unpacked.
             let codes = if t.quant.is_some() { t.elements() } else { 0 };
-            let f32s = if f32_weights {
-                t.elements().saturating_mul(4)
-            } else {
-                0
-            };
-            n.saturating_add(owned)
-                .saturating_add(codes)
-                .saturating_add(f32s)
+            n.saturating_add(owned).saturating_add(codes)
         });
-        decoded.saturating_add(values)
+        let largest = self.tensors.iter().map(|t| t.elements()).max().unwrap_or(0);
+        let f32s = if f32_weights {
+            largest.saturating_mul(8)
+        } else {
+            0
+        };
+        decoded.saturating_add(values).saturating_add(f32s)
     }
 
     pub fn metadata_value(&self, key: &str) -> Option<&MetaValue> {

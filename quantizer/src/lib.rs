@@ -11,6 +11,8 @@
 //!   static groups, damping retries), reusing [`scale`] and [`search`];
 //!   checked against an independent NumPy reference
 //!   (`tests/reference/gptq_ref.py`).
+//! - [`checkpoint`]: safetensors checkpoints in (float tensors widened to
+//!   f32, in the trainer's order) and out.
 //! - [`recipe`]: ordered per-tensor TOML rules.
 //! - [`policy`]: the [`Planner`] trait and the field's [`DefaultPolicy`]
 //!   (fp16 for small tensors, int8 k 20 embeddings, int6 k 12.85 matrices).
@@ -40,6 +42,7 @@
 //! assert!(entropy.by_bits[&6].bits_per_code > 3.0);
 //! ```
 
+pub mod checkpoint;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cuda;
 pub mod demo;
@@ -59,6 +62,7 @@ pub mod search;
 pub mod statusquo;
 pub mod synthetic;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use demo::DemoConfig;
 pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
 pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};

@@ -213,7 +213,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         .collect();
     write_atomic(
         &st_path,
-        &f32_safetensors(&tensors, Default::default())?,
+        &f32_safetensors(&tensors, Default::default()).malformed("the demo checkpoint")?,
         &[],
     )?;
     drop(tensors);
@@ -248,7 +248,11 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
                 .map(|(name, cols, h)| (name.to_string(), vec![cols as u64; 2], h.to_vec()))
                 .collect();
             let path = args.out.join("demo-hessians.safetensors");
-            write_atomic(&path, &f32_safetensors(&matrices, Default::default())?, &[])?;
+            write_atomic(
+                &path,
+                &f32_safetensors(&matrices, Default::default()).malformed("the demo Hessians")?,
+                &[],
+            )?;
             say(&format!(
                 "wrote {} Hessians -> {}",
                 matrices.len(),

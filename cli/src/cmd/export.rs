@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use pgq_format::{read, MetaValue, ReadOptions};
 
-use crate::checkpoint::f32_safetensors;
 use crate::exit::{CliResult, Malformed, OK};
-use crate::files::{check_memory, check_output, read_limited, write_atomic};
+use crate::files::{check_memory, check_output, read_limited, write_atomic_with};
+use pgq_quantizer::checkpoint::write_f32_safetensors;
 
 /// Write the dequantized f32 weights of an artifact as safetensors.
 ///
@@ -33,10 +33,10 @@ pub fn run(args: &ExportArgs) -> CliResult<u8> {
     check_memory(&bytes, &args.file, true)?;
     let archive = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
-    let tensors: Vec<(String, Vec<u64>, Vec<f32>)> = archive
+    let layout: Vec<(String, Vec<u64>)> = archive
         .tensors
         .iter()
-        .map(|t| (t.name.clone(), t.shape.clone(), t.dequantize()))
+        .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
     let mut metadata: HashMap<String, String> = archive
         .header
@@ -48,12 +48,17 @@ pub fn run(args: &ExportArgs) -> CliResult<u8> {
         })
         .collect();
     metadata.insert("format".into(), "pt".into());
-    let out = f32_safetensors(&tensors, metadata)?;
-    write_atomic(&args.output, &out, &[&args.file])?;
+    // One tensor's f32 values at a time: memory for the largest tensor,
+    // not for the whole model (Header::memory_needed).
+    let mut written = 0;
+    write_atomic_with(&args.output, &[&args.file], |out| {
+        written =
+            write_f32_safetensors(out, &layout, &metadata, |i| archive.tensors[i].dequantize())?;
+        Ok(())
+    })?;
     eprintln!(
-        "wrote {} tensors ({} bytes) to {}",
-        tensors.len(),
-        out.len(),
+        "wrote {} tensors ({written} bytes) to {}",
+        layout.len(),
         args.output.display()
     );
     Ok(OK)

@@ -243,17 +243,6 @@ pub fn versus_rtn_line(v: &VersusRtn) -> String {
     )
 }
 
-pub fn sources_of(tensors: Vec<checkpoint::SourceTensor>) -> Vec<SourceTensor> {
-    tensors
-        .into_iter()
-        .map(|t| SourceTensor {
-            name: t.name,
-            shape: t.shape,
-            values: t.values,
-        })
-        .collect()
-}
-
 /// `--repeat`: the codes computed again, warm, in one process.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct Repeat {
@@ -327,7 +316,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         eprintln!("pgq: left out {name:?} ({dtype:?}): not a float tensor");
     }
     let source_digest = checkpoint.sha256.clone();
-    let sources = sources_of(checkpoint.tensors);
+    let sources = checkpoint.tensors;
     if sources.is_empty() {
         return Err(CliError::malformed(anyhow::anyhow!(
             "{} holds no tensors",

@@ -10,7 +10,6 @@ use pgq_verifier::verify::{verify, Thresholds, VerifyOptions};
 use pgq_verifier::CAP_BYTES;
 
 use super::plan::HessianFile;
-use super::quantize::sources_of;
 use super::report::{emit, ReportFormat};
 use crate::checkpoint;
 use crate::exit::{CliResult, Malformed};
@@ -86,7 +85,7 @@ pub fn run(args: &VerifyArgs) -> CliResult<u8> {
     let reference = match &args.reference {
         Some(path) => {
             let checkpoint = checkpoint::load(path, args.drop_non_float)?;
-            Some(sources_of(checkpoint.tensors))
+            Some(checkpoint.tensors)
         }
         None => None,
     };
