@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Smoke-fuzz the .pgq reader: build the `read` target and run it for N
-# seconds (default 60) over the conformance vectors, on one core.
+# Smoke-fuzz both targets, on one core: `read` (the .pgq reader, seeded
+# with the conformance vectors under 16 KiB) and `quantize_input` (the
+# safetensors checkpoint, recipe and globs that `pgq quantize` reads, seeded
+# with fuzz/seeds/quantize_input/), each for N seconds (default 60).
 # Exits non-zero if the build fails or libFuzzer reports a crash, a timeout
-# or an out-of-memory; the failing input is left in fuzz/artifacts/read/ and
-# printed in hex.
+# or an out-of-memory; the failing input is left in fuzz/artifacts/TARGET/
+# and printed in hex.
 #
-#   fuzz/smoke.sh [SECONDS]
+#   fuzz/smoke.sh [SECONDS] [TARGET...]
 #
 # Environment:
 #   PGQ_FUZZ_SANITIZER  address (default) or none (faster, catches panics
@@ -29,29 +31,40 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-mkdir -p corpus/read
-cp ../spec/vectors/positive/*.pgq ../spec/vectors/negative/*.pgq corpus/read/
+shift $(( $# > 0 ? 1 : 0 ))
+if [ $# -gt 0 ]; then targets=("$@"); else targets=(read quantize_input); fi
 
-cargo fuzz build -s "$sanitizer" read
+mkdir -p corpus/read corpus/quantize_input
+# The multi-MiB vectors would slow every run: libFuzzer sizes inputs by the
+# largest seed.
+find ../spec/vectors/positive ../spec/vectors/negative -name '*.pgq' -size -16k \
+    -exec cp {} corpus/read/ \;
+cp seeds/quantize_input/* corpus/quantize_input/
 
-rm -rf artifacts/read
-status=0
-# shellcheck disable=SC2086 # PGQ_FUZZ_ARGS is a list of flags
-cargo fuzz run -s "$sanitizer" read corpus/read -- \
-    -dict=pgq.dict \
-    -max_total_time="$seconds" \
-    -timeout=25 \
-    -rss_limit_mb=2048 \
-    -print_final_stats=1 \
-    ${PGQ_FUZZ_ARGS:-} || status=$?
+cargo fuzz build -s "$sanitizer"
 
-if [ "$status" -ne 0 ]; then
-    echo "smoke.sh: the fuzzer failed (exit $status)" >&2
-    for f in artifacts/read/*; do
-        [ -f "$f" ] || continue
-        echo "smoke.sh: $f ($(wc -c <"$f") bytes):" >&2
-        od -An -tx1 -v "$f" | head -64 >&2
-    done
-    exit "$status"
-fi
-echo "smoke.sh: ${seconds}s without a crash"
+for target in "${targets[@]}"; do
+    dict=pgq.dict
+    [ "$target" = read ] || dict="$target.dict"
+    rm -rf "artifacts/$target"
+    status=0
+    # shellcheck disable=SC2086 # PGQ_FUZZ_ARGS is a list of flags
+    cargo fuzz run -s "$sanitizer" "$target" "corpus/$target" -- \
+        -dict="$dict" \
+        -max_total_time="$seconds" \
+        -timeout=25 \
+        -rss_limit_mb=2048 \
+        -print_final_stats=1 \
+        ${PGQ_FUZZ_ARGS:-} || status=$?
+
+    if [ "$status" -ne 0 ]; then
+        echo "smoke.sh: the fuzzer failed on $target (exit $status)" >&2
+        for f in "artifacts/$target"/*; do
+            [ -f "$f" ] || continue
+            echo "smoke.sh: $f ($(wc -c <"$f") bytes):" >&2
+            od -An -tx1 -v "$f" | head -64 >&2
+        done
+        exit "$status"
+    fi
+    echo "smoke.sh: $target: ${seconds}s without a crash"
+done
