@@ -28,9 +28,12 @@ pub fn decode_digest(tensors: &[Tensor]) -> String {
         for &d in &tensor.shape {
             hasher.update(d.to_le_bytes());
         }
-        buffer.clear();
-        buffer.extend(tensor.dequantize().iter().flat_map(|v| v.to_le_bytes()));
-        hasher.update(&buffer);
+        // A slice at a time: the tensor's values are held once.
+        for chunk in tensor.dequantize().chunks(1 << 16) {
+            buffer.clear();
+            buffer.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            hasher.update(&buffer);
+        }
     }
     hasher
         .finalize()

@@ -313,8 +313,9 @@ impl Header {
     /// decoded): the decoded sections, every tensor's values as [`read`]
     /// returns them (one byte a code, two a scale, the passthrough
     /// values), and, with `f32_weights`, the largest tensor's weights as
-    /// f32 twice over (its values and their bytes), for a program that
-    /// dequantizes one tensor at a time (export, verify's digest, compare).
+    /// f32 twice over, for a program that dequantizes one tensor at a time
+    /// (export and verify's digest hold one copy; compare holds the same
+    /// tensor of two files).
     /// Saturating. A tool compares it with its memory budget before
     /// reading, so that a small file declaring a billion weights is refused
     /// rather than aborting the process.

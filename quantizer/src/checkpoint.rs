@@ -126,6 +126,9 @@ pub fn f32_safetensors(
     Ok(out)
 }
 
+/// Values converted to bytes at once while writing.
+const CHUNK_VALUES: usize = 1 << 16;
+
 fn element_count(shape: &[u64]) -> Option<u64> {
     shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d))
 }
@@ -177,7 +180,9 @@ pub fn write_f32_safetensors<W: std::io::Write + ?Sized>(
     }
     out.write_all(&(text.len() as u64).to_le_bytes())?;
     out.write_all(text.as_bytes())?;
-    let mut buffer = Vec::new();
+    // Converted to bytes a slice at a time: a tensor's values are held
+    // once, not twice.
+    let mut buffer = Vec::with_capacity(4 * CHUNK_VALUES);
     for (i, (name, shape)) in layout.iter().enumerate() {
         let v = values(i);
         if element_count(shape) != Some(v.len() as u64) {
@@ -186,9 +191,11 @@ pub fn write_f32_safetensors<W: std::io::Write + ?Sized>(
                 v.len()
             )));
         }
-        buffer.clear();
-        buffer.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-        out.write_all(&buffer)?;
+        for chunk in v.chunks(CHUNK_VALUES) {
+            buffer.clear();
+            buffer.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+            out.write_all(&buffer)?;
+        }
     }
     Ok(8 + text.len() as u64 + offset)
 }
