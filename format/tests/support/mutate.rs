@@ -3,19 +3,19 @@
 
 #![allow(dead_code)]
 
-pub struct Mutator(u64);
+// Relative to this file, whoever includes it (cli/tests/cli.rs does).
+#[path = "rng.rs"]
+mod rng;
+
+pub struct Mutator(rng::SplitMix64);
 
 impl Mutator {
     pub fn new(seed: u64) -> Self {
-        Mutator(seed)
+        Mutator(rng::SplitMix64(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: usize) -> usize {

@@ -44,15 +44,18 @@ fn opts(compression: Compression) -> WriteOptions {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so vectors need no RNG crate.
-struct Rng(u64);
+// Relative to this file, whoever includes it (examples/gen_vectors.rs does).
+#[path = "rng.rs"]
+mod rng;
+
+/// The vectors' generator (SplitMix64), with the draws they need.
+struct Rng(rng::SplitMix64);
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(rng::SplitMix64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     /// A code in [-max, max], small values more likely (like real codes).
     fn code(&mut self, bits: u8) -> i8 {
@@ -117,7 +120,7 @@ fn positive(
 }
 
 pub fn positives() -> Vec<Positive> {
-    let mut rng = Rng(0x5EED_0001);
+    let mut rng = Rng::new(0x5EED_0001);
     let none = BTreeMap::new;
     let mut v = Vec::new();
     v.push(positive(
@@ -440,7 +443,7 @@ fn with_frames(
 /// bytes layout (group size 4 over 8 columns) and an f16 tensor, and one
 /// metadata entry. Sections: 0 = codes, 1 = scales, 2 = passthrough.
 fn base() -> RawFile {
-    let mut rng = Rng(0xBAD_0001);
+    let mut rng = Rng::new(0xBAD_0001);
     let tensors = vec![
         quantized(&mut rng, "w", &[2, 8], 6, 4),
         f16s(&mut rng, "b", &[3]),
@@ -457,13 +460,13 @@ fn base() -> RawFile {
 
 /// The base with its int6 codes bit-packed (12 bytes in section 0).
 fn base_packed() -> RawFile {
-    let mut rng = Rng(0xBAD_0002);
+    let mut rng = Rng::new(0xBAD_0002);
     let tensors = vec![quantized(&mut rng, "w", &[2, 8], 6, 4)];
     write_raw(&tensors, &BTreeMap::new(), &opts(Compression::Raw)).expect("valid")
 }
 
 fn with_codec(compression: Compression) -> RawFile {
-    let mut rng = Rng(0xBAD_0003);
+    let mut rng = Rng::new(0xBAD_0003);
     let tensors = vec![quantized(&mut rng, "w", &[4, 16], 8, 0)];
     write_raw(&tensors, &BTreeMap::new(), &opts(compression)).expect("valid")
 }
@@ -1200,7 +1203,7 @@ pub fn negatives() -> Vec<Negative> {
         f,
         true,
     ));
-    let mut rng = Rng(0xBAD_0004);
+    let mut rng = Rng::new(0xBAD_0004);
     let mut f = write_raw(
         &[quantized(&mut rng, "w", &[1, 3], 6, 0)],
         &BTreeMap::new(),
@@ -1329,7 +1332,7 @@ pub fn negatives() -> Vec<Negative> {
             true,
         ));
     }
-    let mut rng = Rng(0xBAD_0006);
+    let mut rng = Rng::new(0xBAD_0006);
     let mut f = write_raw(
         &[quantized(&mut rng, "w", &[2, 8], 8, 0)],
         &BTreeMap::new(),
@@ -1495,7 +1498,7 @@ fn nonfinite(dtype: &str, bits: u32) -> RawFile {
 /// A raw file of 11 packed codes of `bits` bits whose last field is the
 /// invalid `-2^(bits-1)` (sign bit set, other bits zero).
 fn most_negative_packed(bits: u8) -> RawFile {
-    let mut rng = Rng(0xBAD_0005 + u64::from(bits));
+    let mut rng = Rng::new(0xBAD_0005 + u64::from(bits));
     let mut f = write_raw(
         &[quantized(&mut rng, "w", &[1, 11], bits, 0)],
         &BTreeMap::new(),
