@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../format/tests/support/mutate.rs"]
 mod mutate;
+#[path = "../../format/tests/support/rng.rs"]
+mod rng;
 mod support;
 
 use support::{code, json, pgq, scratch, stderr, stdout};

@@ -1,6 +1,8 @@
 //! Writes the conformance vectors into spec/vectors/ (or the folder given as
 //! the first argument). Deterministic: running it twice gives the same bytes.
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
 #[path = "../tests/support/vectors.rs"]
 mod vectors;
 

@@ -4,6 +4,8 @@
 
 #[path = "../../format/tests/support/mutate.rs"]
 mod mutate;
+#[path = "../../format/tests/support/rng.rs"]
+mod rng;
 
 use std::path::{Path, PathBuf};
 

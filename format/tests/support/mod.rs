@@ -1,2 +1,3 @@
 pub mod mutate;
+pub mod rng;
 pub mod vectors;

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-// Relative to this file, whoever includes it (cli/tests/cli.rs does).
-#[path = "rng.rs"]
-mod rng;
+// Whoever includes this file declares `rng` beside it (support/mod.rs,
+// cli/tests/cli.rs and import.rs, verifier/tests/import.rs).
+use super::rng;
 
 pub struct Mutator(rng::SplitMix64);
 

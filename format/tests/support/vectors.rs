@@ -44,9 +44,9 @@ fn opts(compression: Compression) -> WriteOptions {
     }
 }
 
-// Relative to this file, whoever includes it (examples/gen_vectors.rs does).
-#[path = "rng.rs"]
-mod rng;
+// Whoever includes this file declares `rng` beside it (support/mod.rs,
+// examples/gen_vectors.rs).
+use super::rng;
 
 /// The vectors' generator (SplitMix64), with the draws they need.
 struct Rng(rng::SplitMix64);
