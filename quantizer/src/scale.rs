@@ -44,13 +44,13 @@ impl Clip {
 /// most trained rows and wastes most of the code range.
 pub const SCALE_FLOOR: f32 = 1e-7;
 
-/// Largest code magnitude of a symmetric `bits`-bit code: `2^(bits-1) - 1`.
+/// Largest code magnitude of a symmetric `bits`-bit code, `2^(bits-1) - 1`
+/// (pgq-format's range), or the error a quantizer reports for a width
+/// outside 2..=8.
 pub fn code_max(bits: u8) -> Result<i8, ConfigError> {
-    if !(2..=8).contains(&bits) {
-        return Err(ConfigError::Bits(bits));
-    }
-    // 2..=8 bits give 1..=127, which fits i8.
-    Ok(((1u16 << (bits - 1)) - 1) as i8)
+    pgq_format::pack::Bits::new(bits)
+        .map(pgq_format::pack::code_max)
+        .ok_or(ConfigError::Bits(bits))
 }
 
 /// The clip value of one row or group of finite values.

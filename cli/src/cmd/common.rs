@@ -11,8 +11,7 @@ use pgq_quantizer::{ClipMode, DefaultPolicy};
 
 use crate::exit::{CliError, CliResult};
 
-/// The parameter-golf cap: code bytes + compressed model bytes.
-pub const CAP_BYTES: u64 = 16_000_000;
+pub use pgq_verifier::CAP_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CodecArg {

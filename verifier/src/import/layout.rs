@@ -570,9 +570,10 @@ fn quantized_tensor(
     })
 }
 
-/// The largest code magnitude `bits` allows: `2^(bits-1) - 1`.
+/// The largest code magnitude `bits` allows, pgq-format's symmetric range
+/// (`bits` comes checked to 2..=8; any other width allows no code).
 fn code_max(bits: u8) -> i32 {
-    (1i32 << (bits.clamp(1, 8) - 1)) - 1
+    pgq_format::pack::Bits::new(bits).map_or(0, |b| i32::from(pgq_format::pack::code_max(b)))
 }
 
 /// The fewest bits (at least 2) whose symmetric range holds every code;
