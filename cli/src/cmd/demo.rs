@@ -32,7 +32,8 @@ use crate::render::{table, thousands};
 /// embedding, fp16 control tensors) into DIR/demo.pgq, reads the artifact
 /// back and checks every code, scale and dequantized weight, and reports
 /// bytes against the 16,000,000-byte cap, bits per weight per tensor class,
-/// and GPTQ's output-space error against plain RTN's.
+/// and GPTQ's Hessian proxy of output error against plain RTN's (a
+/// per-layer proxy: the model's own output decides which method is better).
 ///
 /// The default codec is brotli-10, which keeps the demo near 45 s on two
 /// idle cores (GPTQ about 7 s, compression about 32 s); --best uses
@@ -115,7 +116,8 @@ struct DemoJson {
     round_trip: bool,
     /// The recipe or policy, as recorded in the artifact.
     plan: String,
-    /// GPTQ's output-space error against plain RTN (with Hessians).
+    /// GPTQ's Hessian proxy of output error against plain RTN's (with
+    /// Hessians).
     versus_rtn: Option<VersusRtn>,
     classes: Vec<ClassRow>,
     seconds: BTreeMap<&'static str, f64>,

@@ -238,7 +238,7 @@ pub fn versus_rtn(reports: &[TensorReport]) -> Option<VersusRtn> {
 /// One line for the text report.
 pub fn versus_rtn_line(v: &VersusRtn) -> String {
     format!(
-        "output-space error vs plain RTN: lower on {} of {} matrices; ratio median {:.3}, worst {:.3}",
+        "Hessian proxy tr(E H E^T), not the model's output, vs plain RTN: lower on {} of {} matrices; ratio median {:.3}, worst {:.3}",
         v.improved, v.matrices, v.median_ratio, v.worst_ratio
     )
 }
