@@ -178,8 +178,9 @@ fn decode_zstd(
     // counts the content itself: more or fewer bytes than declared is
     // `size_mismatch`, never libzstd's "corruption". The checksum, when the
     // frame has one, is still checked by libzstd at the end of the frame.
-    let frame = zstd_frame::without_content_size(stored, &header);
-    let decoder = zstd::stream::read::Decoder::with_buffer(&frame[..])
+    let rewritten = zstd_frame::header_without_content_size(stored, &header);
+    let frame = std::io::Read::chain(&rewritten[..], &stored[header.len..]);
+    let decoder = zstd::stream::read::Decoder::with_buffer(frame)
         .map_err(|e| codec_error(section, field, format!("zstd: {e}")))?
         .single_frame();
     // One byte past the declared length is enough to tell a bomb.

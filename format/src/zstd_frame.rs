@@ -120,8 +120,9 @@ fn descriptor_for(need: u64) -> u8 {
         .unwrap_or(u8::MAX)
 }
 
-/// The same frame with a header that declares no content size and no
-/// single segment (a window descriptor instead), so that a decoder counts
+/// The header of the same frame, declaring no content size and no single
+/// segment (a window descriptor instead), to be followed by the original
+/// blocks, `stored[header.len..]` (not copied), so that a decoder counts
 /// the content and the reader, not libzstd, decides a size disagreement
 /// (§9 step 20). The blocks and the checksum are untouched: a window at
 /// least as large as the original one accepts every reference the original
@@ -129,19 +130,15 @@ fn descriptor_for(need: u64) -> u8 {
 /// 128 KiB, so that its blocks may hold up to 128 KiB as §9 step 20.7
 /// says (a block longer than the content size is then counted, step 20.8,
 /// rather than refused as corrupt).
-pub fn without_content_size(stored: &[u8], header: &FrameHeader) -> Vec<u8> {
+pub fn header_without_content_size(stored: &[u8], header: &FrameHeader) -> [u8; 6] {
     let descriptor = if header.single_segment {
         descriptor_for(header.window.max(MAX_BLOCK))
     } else {
         stored[5] // the original window descriptor, right after the descriptor byte
     };
-    let blocks = &stored[header.len..];
-    let mut out = Vec::with_capacity(6 + blocks.len());
-    out.extend_from_slice(&FRAME_MAGIC);
-    out.push(if header.checksum { 0x04 } else { 0x00 });
-    out.push(descriptor);
-    out.extend_from_slice(blocks);
-    out
+    let [m0, m1, m2, m3] = FRAME_MAGIC;
+    let flags = if header.checksum { 0x04 } else { 0x00 };
+    [m0, m1, m2, m3, flags, descriptor]
 }
 
 #[cfg(test)]
@@ -165,7 +162,7 @@ mod tests {
             assert_eq!(h.checksum, sum);
             assert!(!h.dictionary);
             assert!(h.window >= 5000 || !size, "{h:?}");
-            let rewritten = without_content_size(&f, &h);
+            let rewritten = [&header_without_content_size(&f, &h)[..], &f[h.len..]].concat();
             assert_eq!(parse(&rewritten).unwrap().content_size, None);
             assert_eq!(zstd::stream::decode_all(&rewritten[..]).unwrap(), data);
         }

@@ -112,16 +112,8 @@ pub fn f32_safetensors(
         .iter()
         .map(|(n, s, _)| (n.clone(), s.clone()))
         .collect();
-    for (name, shape, values) in tensors {
-        if element_count(shape) != Some(values.len() as u64) {
-            return Err(CheckpointError::Write(format!(
-                "tensor {name:?} has shape {shape:?} and {} values",
-                values.len()
-            )));
-        }
-    }
     let mut out = Vec::new();
-    write_f32_safetensors(&mut out, &layout, &metadata, |i| tensors[i].2.clone())
+    write_f32_safetensors(&mut out, &layout, &metadata, |i| tensors[i].2.as_slice())
         .map_err(|e| CheckpointError::Write(e.to_string()))?;
     Ok(out)
 }
@@ -142,11 +134,11 @@ fn element_count(shape: &[u64]) -> Option<u64> {
 /// written. `values(i)` must return the product of `layout[i]`'s shape
 /// values; a wrong count is an `InvalidData` error (the header already
 /// promised the count).
-pub fn write_f32_safetensors<W: std::io::Write + ?Sized>(
+pub fn write_f32_safetensors<W: std::io::Write + ?Sized, V: AsRef<[f32]>>(
     out: &mut W,
     layout: &[(String, Vec<u64>)],
     metadata: &HashMap<String, String>,
-    mut values: impl FnMut(usize) -> Vec<f32>,
+    mut values: impl FnMut(usize) -> V,
 ) -> std::io::Result<u64> {
     use serde_json::{json, Map, Value};
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
@@ -184,7 +176,8 @@ pub fn write_f32_safetensors<W: std::io::Write + ?Sized>(
     // once, not twice.
     let mut buffer = Vec::with_capacity(4 * CHUNK_VALUES);
     for (i, (name, shape)) in layout.iter().enumerate() {
-        let v = values(i);
+        let owned = values(i);
+        let v = owned.as_ref();
         if element_count(shape) != Some(v.len() as u64) {
             return Err(invalid(format!(
                 "tensor {name:?} has shape {shape:?} and {} values",
