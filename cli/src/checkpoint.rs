@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-pub use pgq_quantizer::checkpoint::{f32_safetensors, sha256_hex, Checkpoint};
+pub use pgq_quantizer::checkpoint::Checkpoint;
 
 use crate::exit::{CliError, CliResult};
 use crate::files::read_limited;

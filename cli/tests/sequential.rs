@@ -111,6 +111,124 @@ fn only_steps_reproduce_the_full_run() {
     );
 }
 
+/// The content digest of a safetensors file's tensors, computed here from
+/// spec/FORMAT.md's definition (§4.3): sorted by name; per tensor the name's
+/// length and bytes, the rank and dimensions (u64 LE), the f32 LE values.
+fn content_digest(path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).expect("safetensors");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    h.update(b"pgq.tensors.v1\0\0");
+    h.update((tensors.len() as u64).to_le_bytes());
+    for (name, view) in &tensors {
+        assert_eq!(view.dtype(), safetensors::Dtype::F32, "the demo writes f32");
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((view.shape().len() as u64).to_le_bytes());
+        for &d in view.shape() {
+            h.update((d as u64).to_le_bytes());
+        }
+        h.update(view.data());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The same tensors saved as bf16 and as f32 (values bf16 holds exactly)
+/// make the same artifact, and saved in another order the same source
+/// digest: provenance digests the content, not the file.
+#[test]
+fn one_model_saved_two_ways_gives_one_artifact() {
+    let dir = scratch("two-ways");
+    let (model, _) = inputs(&dir);
+    let bytes = std::fs::read(&model).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // Every tensor rounded to bf16 first, so that a bf16 copy holds exactly
+    // the same values as the f32 one; in the trainer's order (by offset).
+    let mut named: Vec<(usize, String, Vec<usize>, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|b| {
+                    half::bf16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_f32()
+                })
+                .collect();
+            (v.data().as_ptr() as usize, name, v.shape().to_vec(), values)
+        })
+        .collect();
+    named.sort_by_key(|t| t.0);
+    let mut named: Vec<(String, Vec<usize>, Vec<f32>)> =
+        named.into_iter().map(|(_, n, s, v)| (n, s, v)).collect();
+    let write = |named: &[(String, Vec<usize>, Vec<f32>)], path: &Path, bf16: bool| {
+        let data: Vec<Vec<u8>> = named
+            .iter()
+            .map(|(_, _, v)| {
+                v.iter()
+                    .flat_map(|x| {
+                        if bf16 {
+                            half::bf16::from_f32(*x).to_le_bytes().to_vec()
+                        } else {
+                            x.to_le_bytes().to_vec()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let dtype = if bf16 {
+            safetensors::Dtype::BF16
+        } else {
+            safetensors::Dtype::F32
+        };
+        let views: Vec<(String, safetensors::tensor::TensorView)> = named
+            .iter()
+            .zip(&data)
+            .map(|((name, shape, _), d)| {
+                (
+                    name.clone(),
+                    safetensors::tensor::TensorView::new(dtype, shape.clone(), d).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, path).unwrap();
+    };
+    let (f32_path, bf16_path) = (dir.join("f32.safetensors"), dir.join("bf16.safetensors"));
+    write(&named, &f32_path, false);
+    write(&named, &bf16_path, true);
+    named.reverse();
+    let reversed_path = dir.join("reversed.safetensors");
+    write(&named, &reversed_path, false);
+    let quantize = |input: &Path, out: &str| {
+        let out = dir.join(out);
+        let o = pgq(&[
+            "quantize",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--codec",
+            "raw",
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        std::fs::read(out).unwrap()
+    };
+    let (a, b) = (quantize(&f32_path, "a.pgq"), quantize(&bf16_path, "b.pgq"));
+    assert_ne!(
+        std::fs::read(&f32_path).unwrap(),
+        std::fs::read(&bf16_path).unwrap()
+    );
+    assert!(a == b, "one model, two files, two artifacts");
+    let (_, meta) = load(&dir.join("a.pgq"));
+    let digest = text(&meta, "pgq.source.sha256");
+    assert_eq!(digest, content_digest(f32_path.to_str().unwrap()));
+    quantize(&reversed_path, "c.pgq");
+    let (_, reversed_meta) = load(&dir.join("c.pgq"));
+    assert_eq!(text(&reversed_meta, "pgq.source.sha256"), digest);
+}
+
 #[test]
 fn provenance_names_recipe_rules_and_digests() {
     let dir = scratch("provenance");
@@ -146,19 +264,11 @@ fn provenance_names_recipe_rules_and_digests() {
         };
         assert_eq!(*rule, expected, "{}", t.name);
     }
-    let digest = |path: &str| {
-        let out = std::process::Command::new("sha256sum")
-            .arg(path)
-            .output()
-            .expect("sha256sum");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(text(&meta, "pgq.source.sha256"), digest(&model));
-    assert_eq!(text(&meta, "pgq.hessians.sha256"), digest(&hessians));
+    assert_eq!(text(&meta, "pgq.source.sha256"), content_digest(&model));
+    assert_eq!(
+        text(&meta, "pgq.hessians.sha256"),
+        content_digest(&hessians)
+    );
     assert!(
         !meta.contains_key("pgq.damp"),
         "no retry on synthetic Hessians"

@@ -27,6 +27,29 @@ impl Compression {
         }
     }
 
+    /// The codec named `name` (`brotli`, `zstd`, `raw`) at `level`, or the
+    /// codec's default (brotli 11 with a 16 MiB window, zstd 19): what
+    /// `--codec`/`--level` and `pgq.quantize(codec=, level=)` accept. The
+    /// error says what is allowed.
+    pub fn from_name(name: &str, level: Option<u32>) -> Result<Compression, String> {
+        match (name, level) {
+            ("raw", None) => Ok(Compression::Raw),
+            ("raw", Some(_)) => Err("a level has no meaning with the raw codec".into()),
+            ("brotli", level) => match level.unwrap_or(11) {
+                q @ 0..=11 => Ok(Compression::Brotli {
+                    quality: q,
+                    lgwin: 24,
+                }),
+                q => Err(format!("brotli quality is 0..=11, got {q}")),
+            },
+            ("zstd", level) => match level.unwrap_or(19) {
+                l @ 1..=22 => Ok(Compression::Zstd(l as i32)),
+                l => Err(format!("zstd level is 1..=22, got {l}")),
+            },
+            (other, _) => Err(format!("unknown codec {other:?}: brotli, zstd or raw")),
+        }
+    }
+
     /// A short human-readable description, e.g. `brotli-11`.
     pub fn describe(self) -> String {
         match self {

@@ -56,3 +56,7 @@ pub use types::{Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorE
 pub use writer::{write, write_raw, Grouping, LayoutChoice, WriteOptions, DEFAULT_SPLIT_BYTES};
 
 pub use half;
+
+/// The parameter-golf cap: code bytes + compressed model bytes, in decimal
+/// bytes (the challenge's 16,000,000, not 16 MiB).
+pub const CAP_BYTES: u64 = 16_000_000;

@@ -37,18 +37,6 @@ pub enum CheckpointError {
 pub struct Checkpoint {
     pub tensors: Vec<SourceTensor>,
     pub dropped: Vec<(String, String)>,
-    /// SHA-256 of the file's bytes, lowercase hex: the source digest kept
-    /// in artifact provenance.
-    pub sha256: String,
-}
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Every tensor of a safetensors file as f32, in file order (by data
@@ -94,11 +82,7 @@ pub fn parse(bytes: &[u8], drop_non_float: bool) -> Result<Checkpoint, Checkpoin
             values,
         });
     }
-    Ok(Checkpoint {
-        tensors,
-        dropped,
-        sha256: sha256_hex(bytes),
-    })
+    Ok(Checkpoint { tensors, dropped })
 }
 
 /// Serialises f32 tensors as safetensors (loadable with
@@ -244,7 +228,6 @@ mod tests {
         assert!(got.contains(&("a", vec![2], vec![1.5, -2.0])));
         assert!(got.contains(&("b", vec![1, 1], vec![0.5])));
         assert!(got.contains(&("c", vec![], vec![-3.0])));
-        assert_eq!(c.sha256, sha256_hex(&bytes));
     }
 
     #[test]

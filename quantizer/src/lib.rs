@@ -11,6 +11,10 @@
 //!   static groups, damping retries), reusing [`scale`] and [`search`];
 //!   checked against an independent NumPy reference
 //!   (`tests/reference/gptq_ref.py`).
+//! - [`pipeline`]: one call from source tensors to artifact bytes (plan,
+//!   select, check Hessians, compute codes, measure, write with provenance):
+//!   what the CLI, the demo and the Python package run.
+//! - [`digest`]: the content digest of a set of tensors (provenance).
 //! - [`checkpoint`]: safetensors checkpoints in (float tensors widened to
 //!   f32, in the trainer's order) and out.
 //! - [`recipe`]: ordered per-tensor TOML rules.
@@ -46,6 +50,7 @@ pub mod checkpoint;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cuda;
 pub mod demo;
+pub mod digest;
 pub mod entropy;
 pub mod error;
 pub mod fidelity;
@@ -53,6 +58,8 @@ pub mod gptq;
 mod linalg;
 pub mod model;
 mod parallel;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pipeline;
 pub mod policy;
 pub mod recipe;
 mod rng;
@@ -64,6 +71,7 @@ pub mod synthetic;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use demo::DemoConfig;
+pub use digest::{sha256_hex, tensor_digest};
 pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
 pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};

@@ -5,6 +5,7 @@
 //! - [`verify`]: an artifact: structure and CRCs, the 16,000,000-byte cap
 //!   with the code bytes, decode fidelity against a reference checkpoint,
 //!   the decode digest.
+//! - [`inspect`]: where an artifact's bytes go (`pgq inspect --json`).
 //! - [`audit`]: a record folder as a reviewer reads it: submission.json,
 //!   train logs, code files.
 //! - [`import`]: today's `.ptz` artifacts (torch.save + byte shuffle +
@@ -16,11 +17,11 @@
 pub mod audit;
 pub mod format;
 pub mod import;
+pub mod inspect;
 pub mod layers;
 pub mod report;
 pub mod verify;
 
 pub use report::{Check, Figure, Report, Status};
 
-/// The parameter-golf cap: code bytes + compressed model bytes.
-pub const CAP_BYTES: u64 = 16_000_000;
+pub use pgq_format::CAP_BYTES;

@@ -3,10 +3,7 @@
 use std::collections::BTreeMap;
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use pgq_format::{
-    decode_digest, write, Compression, MetaValue, Tensor, WriteOptions, DECODE_DIGEST_KEY,
-};
+use pgq_format::{Compression, MetaValue, Tensor};
 use pgq_quantizer::{ClipMode, DefaultPolicy};
 
 use crate::exit::{CliError, CliResult};
@@ -102,63 +99,28 @@ pub struct CodecArgs {
 
 impl CodecArgs {
     pub fn compression(&self) -> CliResult<Compression> {
-        match (self.codec, self.level) {
-            (CodecArg::Raw, None) => Ok(Compression::Raw),
-            (CodecArg::Raw, Some(_)) => {
-                Err(CliError::usage("--level has no meaning with --codec raw"))
-            }
-            (CodecArg::Brotli, level) => match level.unwrap_or(11) {
-                q @ 0..=11 => Ok(Compression::Brotli {
-                    quality: q,
-                    lgwin: 24,
-                }),
-                q => Err(CliError::usage(format!(
-                    "brotli quality is 0..=11, got {q}"
-                ))),
-            },
-            (CodecArg::Zstd, level) => match level.unwrap_or(19) {
-                l @ 1..=22 => Ok(Compression::Zstd(l as i32)),
-                l => Err(CliError::usage(format!("zstd level is 1..=22, got {l}"))),
-            },
-        }
+        let name = match self.codec {
+            CodecArg::Raw => "raw",
+            CodecArg::Brotli => "brotli",
+            CodecArg::Zstd => "zstd",
+        };
+        Compression::from_name(name, self.level).map_err(|e| match (self.codec, self.level) {
+            (CodecArg::Raw, Some(_)) => CliError::usage("--level has no meaning with --codec raw"),
+            _ => CliError::usage(e),
+        })
     }
 }
 
 /// The artifact bytes of `tensors`, with `metadata` (provenance) and the
-/// decode digest (`pgq.decode.sha256`, spec/FORMAT.md §4.3.1) that
-/// `pgq verify` recomputes.
+/// decode digest that `pgq verify` recomputes (`pipeline::encode`).
 pub fn encode_artifact(
     tensors: &[Tensor],
     metadata: &BTreeMap<String, MetaValue>,
     compression: Compression,
 ) -> CliResult<Vec<u8>> {
-    let options = WriteOptions {
-        compression,
-        ..WriteOptions::default()
-    };
-    let mut metadata = metadata.clone();
-    metadata.insert(
-        DECODE_DIGEST_KEY.to_string(),
-        MetaValue::Str(decode_digest(tensors)),
-    );
-    write(tensors, &metadata, &options).map_err(|e| {
+    pgq_quantizer::pipeline::encode(tensors, metadata, compression).map_err(|e| {
         CliError::malformed(anyhow::Error::new(e).context("cannot write the artifact"))
     })
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal). It
-/// ticks on its own, so the elapsed time keeps moving during long steps
-/// without per-item progress (compression).
-pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed:>4} {wide_msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(what.to_string());
-    bar.enable_steady_tick(std::time::Duration::from_millis(250));
-    bar
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,18 +7,20 @@ use std::time::Instant;
 
 use clap::Args;
 use pgq_format::{read, summarize, Compression, Kind, MetaValue, ReadOptions, Summary};
+use pgq_quantizer::checkpoint::write_f32_safetensors;
+use pgq_quantizer::pipeline::{self, HessianInput, Options};
 use pgq_quantizer::{
-    code_entropy, status_quo_bytes, DefaultPolicy, DemoConfig, DemoHessians, HessianSource, Recipe,
-    TensorPlan,
+    code_entropy, status_quo_bytes, DefaultPolicy, DemoConfig, DemoHessians, Recipe,
 };
 use serde::Serialize;
 
-use super::common::{encode_artifact, DeviceArgs, CAP_BYTES};
-use super::plan::{backend_lines, run_plans, Planning, Provenance, DEFAULT_RECIPE};
-use super::quantize::{versus_rtn, versus_rtn_line, VersusRtn};
-use crate::checkpoint::f32_safetensors;
+use super::common::{DeviceArgs, CAP_BYTES};
+use super::plan::{
+    backend_lines, pipeline_error, progress, recipe_planning, Planning, DEFAULT_RECIPE,
+};
+use super::quantize::{versus_rtn_line, VersusRtn};
 use crate::exit::{CliError, CliResult, Malformed, CHECK_FAILED, OK};
-use crate::files::write_atomic;
+use crate::files::{write_atomic, write_atomic_with};
 use crate::render::{table, thousands};
 
 /// Build a parameter-golf-shaped model, quantize it, verify it, report.
@@ -209,16 +211,14 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         .map_err(|e| CliError::usage(format!("demo configuration: {e}")))?;
     let params: u64 = sources.iter().map(|s| s.values.len() as u64).sum();
     let st_path = args.out.join("demo.safetensors");
-    let tensors: Vec<(String, Vec<u64>, Vec<f32>)> = sources
+    let layout: Vec<(String, Vec<u64>)> = sources
         .iter()
-        .map(|s| (s.name.clone(), s.shape.clone(), s.values.clone()))
+        .map(|s| (s.name.clone(), s.shape.clone()))
         .collect();
-    write_atomic(
-        &st_path,
-        &f32_safetensors(&tensors, Default::default()).malformed("the demo checkpoint")?,
-        &[],
-    )?;
-    drop(tensors);
+    write_atomic_with(&st_path, &[], |out| {
+        write_f32_safetensors(out, &layout, &Default::default(), |i| &sources[i].values)?;
+        Ok(())
+    })?;
     seconds.insert("generate", t.elapsed().as_secs_f64());
     say(&format!(
         "built {} tensors, {} parameters -> {} ({:.1} s)",
@@ -231,13 +231,12 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let planning = if args.rtn {
         Planning::Policy(DefaultPolicy::default())
     } else if let Some(path) = &args.recipe {
-        Planning::recipe(path)?
+        recipe_planning(path)?
     } else {
         Planning::Recipe(
             Recipe::parse(DEFAULT_RECIPE).malformed("the embedded default recipe (a pgq bug)")?,
         )
     };
-    let plans = planning.plan(&sources)?;
     let hessians = if args.rtn {
         None
     } else {
@@ -245,16 +244,16 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         let hessians = DemoHessians::generate(&config, args.threads)
             .map_err(|e| CliError::usage(format!("demo configuration: {e}")))?;
         if args.write_hessians {
-            let matrices: Vec<(String, Vec<u64>, Vec<f32>)> = hessians
-                .tensors()
-                .map(|(name, cols, h)| (name.to_string(), vec![cols as u64; 2], h.to_vec()))
+            let matrices: Vec<(&str, usize, &[f32])> = hessians.tensors().collect();
+            let layout: Vec<(String, Vec<u64>)> = matrices
+                .iter()
+                .map(|(name, cols, _)| (name.to_string(), vec![*cols as u64; 2]))
                 .collect();
             let path = args.out.join("demo-hessians.safetensors");
-            write_atomic(
-                &path,
-                &f32_safetensors(&matrices, Default::default()).malformed("the demo Hessians")?,
-                &[],
-            )?;
+            write_atomic_with(&path, &[], |out| {
+                write_f32_safetensors(out, &layout, &Default::default(), |i| matrices[i].2)?;
+                Ok(())
+            })?;
             say(&format!(
                 "wrote {} Hessians -> {}",
                 matrices.len(),
@@ -276,37 +275,43 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let backend = args.device.select()?;
 
     let t = Instant::now();
-    let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
-    let (model, info, bar) = run_plans(
+    let bar = progress();
+    let options = Options {
+        compression,
+        threads: args.threads,
+        source_digest: false,
+        observer: Some(&bar),
+        ..Options::default()
+    };
+    let hessian_input = hessians.as_ref().map(|h| HessianInput {
+        source: h,
+        names: Vec::new(),
+        origin: "the demo's synthetic Hessians".into(),
+        sha256: None,
+    });
+    let artifact = pipeline::quantize(
         &backend,
         &sources,
-        &tensor_plans,
-        hessians.as_ref().map(|h| h as &dyn HessianSource),
-        args.threads,
-        "the demo model",
-    )?;
-    seconds.insert("quantize", t.elapsed().as_secs_f64());
-
+        &planning,
+        hessian_input.as_ref(),
+        &options,
+    )
+    .map_err(|e| pipeline_error(e, "the demo model"))?;
+    bar.bar.finish_and_clear();
+    let compress_seconds = bar.compress_seconds().unwrap_or(0.0);
+    seconds.insert("quantize", t.elapsed().as_secs_f64() - compress_seconds);
     let t = Instant::now();
-    bar.set_message(format!(
-        "compressing with {} on all cores",
-        compression.describe()
-    ));
-    let mut provenance = Provenance::new(&planning, compression);
-    provenance.record_run(&rules, &model);
-    let plan_description = provenance
-        .entries
-        .get("pgq.recipe")
-        .or_else(|| provenance.entries.get("pgq.policy"))
+    let (key, _) = planning.describe();
+    let plan_description = artifact
+        .metadata
+        .get(key)
         .map_or(String::new(), |v| match v {
             MetaValue::Str(s) => s.clone(),
             other => format!("{other:?}"),
         });
-    let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
-    bar.finish_and_clear();
     let pgq_path = args.out.join("demo.pgq");
-    write_atomic(&pgq_path, &bytes, &[])?;
-    seconds.insert("compress", t.elapsed().as_secs_f64());
+    write_atomic(&pgq_path, &artifact.bytes, &[])?;
+    seconds.insert("compress", compress_seconds + t.elapsed().as_secs_f64());
     say(&format!(
         "quantized ({:.1} s) and compressed with {} ({:.1} s) -> {}",
         seconds["quantize"],
@@ -321,9 +326,9 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
         std::fs::read(&pgq_path).malformed(format!("cannot read back {}", pgq_path.display()))?;
     let archive = read(&on_disk, &ReadOptions::default())
         .malformed("the written artifact does not validate (a pgq bug)")?;
-    let same_content = archive.tensors == model.tensors;
+    let same_content = archive.tensors == artifact.tensors;
     let same_weights = same_content
-        && archive.tensors.iter().zip(&model.tensors).all(|(a, b)| {
+        && archive.tensors.iter().zip(&artifact.tensors).all(|(a, b)| {
             a.dequantize()
                 .iter()
                 .map(|x| x.to_bits())
@@ -335,10 +340,10 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let status_quo = if args.compare_status_quo {
         say("encoding the same codes the status-quo way (brotli-11)...");
         let t = Instant::now();
-        let sq = status_quo_bytes(&model.tensors, 11)
+        let sq = status_quo_bytes(&artifact.tensors, 11)
             .map_err(|e| CliError::malformed(anyhow::Error::new(e)))?;
         seconds.insert("status_quo", t.elapsed().as_secs_f64());
-        let entropy = code_entropy(&model.tensors);
+        let entropy = code_entropy(&artifact.tensors);
         Some(StatusQuo {
             status_quo_bytes: sq.len() as u64,
             pgq_bytes: summary.file_bytes,
@@ -352,7 +357,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let rows = classes(&summary);
     let headroom = CAP_BYTES as i64 - summary.file_bytes as i64;
     let round_trip = same_content && same_weights;
-    let versus = versus_rtn(&model.reports);
+    let versus = artifact.report().versus_rtn;
     if args.json {
         let doc = DemoJson {
             safetensors: st_path.display().to_string(),
@@ -430,7 +435,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
                 thousands(sq.code_entropy_bytes as u64),
             );
         }
-        for line in backend_lines(&info) {
+        for line in backend_lines(&artifact.run) {
             println!("{line}");
         }
         let hessian_time = seconds

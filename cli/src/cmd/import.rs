@@ -10,10 +10,10 @@ use pgq_verifier::import::{import, Detected, ImportOptions};
 use serde::Serialize;
 
 use super::common::{encode_artifact, CodecArgs};
-use crate::checkpoint::sha256_hex;
 use crate::exit::{CliError, CliResult, Malformed, OK};
 use crate::files::{check_output, max_memory, read_limited, write_atomic};
 use crate::render::thousands;
+use pgq_quantizer::sha256_hex;
 
 /// Convert a .ptz artifact (torch.save + byte shuffle + compressor) to .pgq.
 ///

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pgq_format::{read, summarize, MetaValue, ReadOptions, Summary};
+use pgq_format::{read, ReadOptions, Summary};
 use serde::Serialize;
 
-use pgq_verifier::layers::{layer_budgets, LayerBudget};
+use pgq_verifier::inspect::{inspect, Inspection};
+use pgq_verifier::layers::layer_budgets;
 use pgq_verifier::CAP_BYTES;
 
 use crate::exit::{CliResult, Malformed, OK};
@@ -48,29 +49,7 @@ pub struct InspectArgs {
 struct InspectJson<'a> {
     file: String,
     #[serde(flatten)]
-    summary: &'a Summary,
-    layers: Vec<LayerBudget>,
-    metadata: serde_json::Map<String, serde_json::Value>,
-}
-
-pub fn metadata_json(
-    metadata: &[(String, MetaValue)],
-) -> serde_json::Map<String, serde_json::Value> {
-    metadata
-        .iter()
-        .map(|(k, v)| {
-            let value = match v {
-                MetaValue::U64(x) => serde_json::json!(x),
-                MetaValue::I64(x) => serde_json::json!(x),
-                MetaValue::F64(x) => serde_json::json!(x),
-                MetaValue::Str(s) => serde_json::json!(s),
-                MetaValue::Bytes(b) => {
-                    serde_json::json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-                }
-            };
-            (k.clone(), value)
-        })
-        .collect()
+    inspection: &'a Inspection,
 }
 
 pub fn run(args: &InspectArgs) -> CliResult<u8> {
@@ -79,14 +58,12 @@ pub fn run(args: &InspectArgs) -> CliResult<u8> {
     check_memory(&bytes, &args.file, false)?;
     let archive = read(&bytes, &options)
         .malformed(format!("{} is not a valid .pgq file", args.file.display()))?;
-    let summary = summarize(&archive.header);
-    let metadata = metadata_json(&archive.header.metadata);
+    let inspection = inspect(&archive.header);
+    let (summary, metadata) = (&inspection.summary, &inspection.metadata);
     if args.json {
         let doc = InspectJson {
             file: args.file.display().to_string(),
-            summary: &summary,
-            layers: layer_budgets(&summary, CAP_BYTES),
-            metadata,
+            inspection: &inspection,
         };
         println!(
             "{}",
@@ -96,9 +73,9 @@ pub fn run(args: &InspectArgs) -> CliResult<u8> {
     }
     let file = args.file.display().to_string();
     if args.layers {
-        print!("{}", render_layers(&file, &summary));
+        print!("{}", render_layers(&file, summary));
     } else {
-        print!("{}", render_text(&file, &summary, &metadata));
+        print!("{}", render_text(&file, summary, metadata));
     }
     Ok(OK)
 }

@@ -4,19 +4,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use pgq_format::{read_header, summarize, ReadOptions, Summary};
-use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan, TensorReport};
+use pgq_quantizer::cuda::{compute_codes, Backend};
+use pgq_quantizer::pipeline::{self, select, Options, Planning};
+pub use pgq_quantizer::pipeline::{Report, TensorRow, VersusRtn};
+use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan};
 use serde::Serialize;
 
-use super::common::{encode_artifact, CodecArgs, DeviceArgs, PolicyArgs, CAP_BYTES};
-use super::plan::{
-    backend_error, backend_lines, run_plans, select, HessianFile, Planning, Provenance,
-};
+use super::common::{CodecArgs, DeviceArgs, PolicyArgs, CAP_BYTES};
+use super::plan::{backend_lines, load_hessians, pipeline_error, progress, recipe_planning};
 use crate::checkpoint;
-use crate::exit::{CliError, CliResult, Malformed, OK};
+use crate::exit::{CliResult, Malformed, OK};
 use crate::files::{check_output, write_atomic};
 use crate::render::{shape, table, thousands};
-use pgq_quantizer::cuda::{compute_codes, Backend, RunInfo};
 
 /// Quantize a safetensors checkpoint (f32, f16 or bf16) into a .pgq artifact.
 ///
@@ -31,7 +30,8 @@ use pgq_quantizer::cuda::{compute_codes, Backend, RunInfo};
 /// recipes/README.md and the shipped recipes in recipes/. GPTQ and the
 /// Hessian-weighted clip search need --hessians H.safetensors: one f32
 /// [in, in] matrix X^T X / n per weight, under the weight's name
-/// (examples/pytorch/pgq_hessians.py collects them with forward hooks).
+/// (the Python package's pgq.torch.collect_hessians collects them with
+/// forward hooks; see docs/PYTHON.md).
 ///
 /// The report gives, per tensor, the method, its bytes and its error
 /// against the source (relative RMSE, SNR) beside plain RTN's, and with a
@@ -113,41 +113,13 @@ pub fn headroom_phrase(headroom: i64) -> String {
     }
 }
 
-/// One tensor of the report: what the quantizer did and what it cost.
 #[derive(Serialize)]
-pub struct TensorRow<'a> {
-    #[serde(flatten)]
-    pub report: &'a TensorReport,
-    pub bytes: u64,
-    pub bits_per_weight: f64,
-}
-
-#[derive(Serialize)]
-struct QuantizeJson<'a> {
+struct QuantizeJson {
     output: String,
-    file_bytes: u64,
-    cap_bytes: u64,
-    headroom_bytes: i64,
-    seconds: f64,
-    /// What computed the codes, in how long, and what it left to the CPU.
-    backend: RunInfo,
+    #[serde(flatten)]
+    report: Report,
     #[serde(skip_serializing_if = "Option::is_none")]
     repeat: Option<Repeat>,
-    /// Output-space error against plain RTN (with Hessians).
-    versus_rtn: Option<VersusRtn>,
-    tensors: Vec<TensorRow<'a>>,
-}
-
-pub fn rows<'a>(reports: &'a [TensorReport], summary: &Summary) -> Vec<TensorRow<'a>> {
-    reports
-        .iter()
-        .zip(&summary.tensors)
-        .map(|(report, t)| TensorRow {
-            report,
-            bytes: t.bytes,
-            bits_per_weight: t.bits_per_weight,
-        })
-        .collect()
 }
 
 pub fn render_rows(rows: &[TensorRow]) -> String {
@@ -175,7 +147,7 @@ pub fn render_rows(rows: &[TensorRow]) -> String {
     let mut table_rows = vec![header];
     let sci = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3e}"));
     for r in rows {
-        let report = r.report;
+        let report = &r.report;
         let mut row = vec![
             report.name.clone(),
             shape(&report.shape),
@@ -205,34 +177,6 @@ pub fn render_rows(rows: &[TensorRow]) -> String {
         table_rows.push(row);
     }
     table(&table_rows)
-}
-
-/// Output-space error against plain RTN over the matrices that have both:
-/// `(matrices, how many improved, median ratio)`.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
-pub struct VersusRtn {
-    pub matrices: usize,
-    pub improved: usize,
-    pub median_ratio: f64,
-    pub worst_ratio: f64,
-}
-
-pub fn versus_rtn(reports: &[TensorReport]) -> Option<VersusRtn> {
-    let mut ratios: Vec<f64> = reports
-        .iter()
-        .filter_map(|r| Some(r.hessian_error? / r.rtn.as_ref()?.hessian_error?))
-        .filter(|r| r.is_finite())
-        .collect();
-    if ratios.is_empty() {
-        return None;
-    }
-    ratios.sort_by(f64::total_cmp);
-    Some(VersusRtn {
-        matrices: ratios.len(),
-        improved: ratios.iter().filter(|&&r| r < 1.0).count(),
-        median_ratio: ratios[ratios.len() / 2],
-        worst_ratio: ratios[ratios.len() - 1],
-    })
 }
 
 /// One line for the text report.
@@ -267,17 +211,31 @@ pub fn median(values: &[f64]) -> f64 {
 fn repeat_codes(
     backend: &Backend,
     sources: &[SourceTensor],
-    plans: &[TensorPlan],
+    planning: &Planning,
+    only: &[String],
     hessians: &dyn HessianSource,
     threads: usize,
     runs: usize,
 ) -> CliResult<Repeat> {
+    let what = "the model (--repeat)";
+    let plans = planning
+        .plan(sources)
+        .map_err(|e| pipeline_error(e.into(), what))?;
+    let selected = select(sources, only).map_err(|e| pipeline_error(e, what))?;
+    let narrowed: Vec<SourceTensor>;
+    let sources = if selected.len() == sources.len() {
+        sources
+    } else {
+        narrowed = selected.iter().map(|&i| sources[i].clone()).collect();
+        &narrowed
+    };
+    let plans: Vec<TensorPlan> = selected.iter().map(|&i| plans[i].0.clone()).collect();
     let (mut host, mut device) = (Vec::new(), Vec::new());
     let mut first = None;
     let mut identical = true;
     for _ in 0..runs {
-        let (codes, info) = compute_codes(backend, sources, plans, hessians, threads)
-            .map_err(|e| backend_error(e, "the model (--repeat)"))?;
+        let (codes, info) = compute_codes(backend, sources, &plans, hessians, threads)
+            .map_err(|e| pipeline_error(e.into(), what))?;
         host.push(info.codes_ms);
         device.extend(info.device_ms);
         match &first {
@@ -305,7 +263,7 @@ fn inputs(args: &QuantizeArgs) -> Vec<&Path> {
 pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     check_output(&args.output, &inputs(args))?;
     let planning = match &args.recipe {
-        Some(path) => Planning::recipe(path)?,
+        Some(path) => recipe_planning(path)?,
         None => Planning::Policy(args.policy.policy()?),
     };
     let compression = args.codec.compression()?;
@@ -315,52 +273,30 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     for (name, dtype) in &checkpoint.dropped {
         eprintln!("pgq: left out {name:?} ({dtype:?}): not a float tensor");
     }
-    let source_digest = checkpoint.sha256.clone();
     let sources = checkpoint.tensors;
-    if sources.is_empty() {
-        return Err(CliError::malformed(anyhow::anyhow!(
-            "{} holds no tensors",
-            args.model.display()
-        )));
-    }
-    let plans = planning.plan(&sources)?;
-    let selected = select(&sources, &args.only)?;
-    let hessians = args
-        .hessians
-        .as_deref()
-        .map(HessianFile::load)
-        .transpose()?;
-    HessianFile::check(hessians.as_ref(), &sources, &plans, &selected)?;
-    let (sources, plans): (Vec<SourceTensor>, Vec<(TensorPlan, Option<usize>)>) = sources
-        .into_iter()
-        .zip(plans)
-        .enumerate()
-        .filter(|(i, _)| selected.binary_search(i).is_ok())
-        .map(|(_, pair)| pair)
-        .unzip();
-    let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = plans.into_iter().unzip();
-
-    let (model, info, bar) = run_plans(
+    let hessians = args.hessians.as_deref().map(load_hessians).transpose()?;
+    let what = args.model.display().to_string();
+    let bar = progress();
+    let options = Options {
+        compression,
+        threads: args.threads,
+        only: args.only.clone(),
+        observer: Some(&bar),
+        ..Options::default()
+    };
+    let artifact = pipeline::quantize(
         &backend,
         &sources,
-        &tensor_plans,
-        hessians.as_ref().map(|h| h as &dyn HessianSource),
-        args.threads,
-        &args.model.display().to_string(),
-    )?;
-    bar.set_message(format!("compressing ({})", compression.describe()));
-    let mut provenance = Provenance::new(&planning, compression);
-    provenance.put("pgq.source.sha256", source_digest);
-    if let Some(h) = &hessians {
-        provenance.put("pgq.hessians.sha256", h.sha256.clone());
+        &planning,
+        hessians.as_ref().map(|h| h.input()).as_ref(),
+        &options,
+    )
+    .map_err(|e| pipeline_error(e, &what))?;
+    bar.bar.finish_and_clear();
+    for warning in &artifact.warnings {
+        eprintln!("pgq: warning: {warning}");
     }
-    if !args.only.is_empty() {
-        provenance.put("pgq.only", args.only.join(" "));
-    }
-    provenance.record_run(&rules, &model);
-    let bytes = encode_artifact(&model.tensors, &provenance.entries, compression)?;
-    bar.finish_and_clear();
-    write_atomic(&args.output, &bytes, &inputs(args))?;
+    write_atomic(&args.output, &artifact.bytes, &inputs(args))?;
     let seconds = started.elapsed().as_secs_f64();
     let repeat = if args.repeat > 0 {
         let h = hessians
@@ -369,7 +305,8 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         Some(repeat_codes(
             &backend,
             &sources,
-            &tensor_plans,
+            &planning,
+            &args.only,
             h,
             args.threads,
             args.repeat,
@@ -377,35 +314,27 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     } else {
         None
     };
-    let header = read_header(&bytes, &ReadOptions::default())
-        .malformed("the written artifact does not parse (a pgq bug)")?;
-    let summary = summarize(&header);
-    let rows = rows(&model.reports, &summary);
-    let headroom = CAP_BYTES as i64 - summary.file_bytes as i64;
-    let versus = versus_rtn(&model.reports);
+    let summary = &artifact.summary;
+    let mut report = artifact.report();
+    report.seconds = seconds;
+    let headroom = report.headroom_bytes;
     if args.json {
         let doc = QuantizeJson {
             output: args.output.display().to_string(),
-            file_bytes: summary.file_bytes,
-            cap_bytes: CAP_BYTES,
-            headroom_bytes: headroom,
-            seconds,
-            backend: info,
+            report,
             repeat,
-            versus_rtn: versus,
-            tensors: rows,
         };
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).malformed("cannot render JSON")?
         );
     } else {
-        print!("{}", render_rows(&rows));
-        if let Some(v) = &versus {
+        print!("{}", render_rows(&report.tensors));
+        if let Some(v) = &report.versus_rtn {
             println!("\n{}", versus_rtn_line(v));
         }
         println!();
-        for line in backend_lines(&info) {
+        for line in backend_lines(&report.backend) {
             println!("{line}");
         }
         if let Some(r) = &repeat {
@@ -427,7 +356,10 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         let partial = if args.only.is_empty() {
             String::new()
         } else {
-            format!(" ({} of the checkpoint's tensors, --only)", sources.len())
+            format!(
+                " ({} of the checkpoint's tensors, --only)",
+                artifact.selected
+            )
         };
         println!(
             "\nwrote {}{partial}: {} bytes ({:.3} bits per weight), {} the {}-byte cap before code bytes, in {seconds:.1} s",

@@ -9,7 +9,7 @@ use pgq_quantizer::HessianSource;
 use pgq_verifier::verify::{verify, Thresholds, VerifyOptions};
 use pgq_verifier::CAP_BYTES;
 
-use super::plan::HessianFile;
+use super::plan::load_hessians;
 use super::report::{emit, ReportFormat};
 use crate::checkpoint;
 use crate::exit::{CliResult, Malformed};
@@ -89,11 +89,7 @@ pub fn run(args: &VerifyArgs) -> CliResult<u8> {
         }
         None => None,
     };
-    let hessians = args
-        .hessians
-        .as_deref()
-        .map(HessianFile::load)
-        .transpose()?;
+    let hessians = args.hessians.as_deref().map(load_hessians).transpose()?;
     let options = VerifyOptions {
         cap: args.cap,
         code_files,
