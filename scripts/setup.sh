@@ -9,8 +9,9 @@
 # viewer: clang (the zstd crate's C code for wasm32), the wasm32 target and
 # the wasm-bindgen CLI at the version web/ pins (Cargo.lock).
 # tests: also clippy and rustfmt, Chromium and ChromeDriver (the viewer's
-# browser tests), Python's numpy/brotli/zstandard (the reference decoder)
-# and selenium (web/e2e), and the MiniLM checkpoint (into .cache/, ignored).
+# browser tests), Python's numpy/brotli/zstandard (the reference decoder),
+# selenium (web/e2e), torch, transformers, pytest and maturin (the Python
+# package's suite), and the MiniLM checkpoint (into .cache/, ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,11 @@ test_tools() {
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   { command -v chromium && command -v chromedriver; } >/dev/null || apt_install chromium chromium-driver
   python3 -c 'import numpy, brotli, zstandard, selenium' 2>/dev/null || python3 -m pip install -q numpy brotli zstandard selenium
+  # The Python package's suite (python/tests): PyTorch (the default PyPI
+  # wheel, about 4.4 GB with its CUDA libraries; it runs on the CPU),
+  # transformers for MiniLM, safetensors, pytest, and maturin to build it.
+  python3 -c 'import torch, transformers, safetensors, pytest, maturin' 2>/dev/null ||
+    python3 -m pip install -q torch transformers safetensors pytest maturin
   bash scripts/fetch-minilm.sh >/dev/null
 }
 

@@ -3,8 +3,10 @@
 # browser viewer's bundle (built before the tests, so that `pgq view` embeds
 # it and its end-to-end test in Chromium runs), every Rust test, the Python
 # reference decoder against the conformance vectors and against `pgq
-# export`, the viewer's component test and interaction checks in headless
-# Chromium, and the CUDA kernels compiled to PTX by NVRTC
+# export`, the Python package installed into a fresh virtual environment and
+# its suite run with real torch (python/tests) and the PyTorch example, the
+# viewer's component test and interaction checks in headless Chromium, and
+# the CUDA kernels compiled to PTX by NVRTC
 # (scripts/fetch-nvrtc.sh; no GPU needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +50,17 @@ e2e=target/e2e && rm -rf "$e2e" && mkdir -p "$e2e"
 "$pgq" quantize "$PGQ_MINILM" --drop-non-float --codec zstd -o "$e2e/minilm.pgq" >/dev/null
 python3 web/e2e/check.py "$e2e/minilm.pgq" "$e2e/tiny/demo.pgq" --pgq "$pgq"
 
-step "examples/pytorch compiles (PyTorch itself is not installed here)"
-python3 -m py_compile examples/pytorch/pgq_hessians.py
+step "the Python package: pip install ./python into a fresh virtual environment, then its suite with real torch (python/tests)"
+venv=target/python-venv && rm -rf "$venv"
+# System site packages: torch and transformers come from the machine's
+# Python (installed once by setup.sh), the package from this checkout.
+python3 -m venv --system-site-packages "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check ./python
+(cd target && "../$venv/bin/python" -c "import pgq, pgq.torch; print('import pgq:', pgq.__version__, pgq.__file__)")
+PGQ="$pgq" PGQ_MINILM_DIR="$(dirname "$PGQ_MINILM")" "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+
+step "examples/pytorch runs (one-shot and sequential GPTQ through pgq.torch on a small GPT)"
+"$venv/bin/python" examples/pytorch/quantize_gpt.py --out-dir target/example-out
 
 step "pgq doctor: the CUDA kernels compiled for sm_90 through NVRTC (no GPU needed)"
 doctor=$("$pgq" doctor --require-nvrtc)
