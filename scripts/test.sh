@@ -29,6 +29,13 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "feature subsets: pgq-quantizer without its CUDA backend and fixtures, pgq-metrics without faer (the viewer's build)"
+cargo clippy -p pgq-quantizer --no-default-features -- -D warnings
+cargo clippy -p pgq-quantizer --no-default-features --features demo --all-targets -- -D warnings
+cargo clippy -p pgq-metrics --no-default-features --all-targets -- -D warnings
+cargo test -q -p pgq-metrics --no-default-features
+cargo test -q -p pgq-quantizer --no-default-features --features demo --lib backend
+
 step "the browser viewer: cargo xtask web -> web/dist (pgq-format and pgq-verifier for wasm32; embedded in pgq, whose end-to-end test runs Chromium)"
 cargo xtask web
 

@@ -8,23 +8,24 @@
 //!
 //! Nothing may panic, and:
 //! * an accepted checkpoint holds, per tensor, as many f32 values as its
-//!   shape says, and the SHA-256 of the bytes;
+//!   shape says;
 //! * every line of the recipe, used as an `--only` glob, compiles or is
 //!   refused with a message (deep or long globs included);
 //! * a recipe that plans every tensor of a small checkpoint quantizes it
-//!   (without Hessians: a GPTQ rule is a clean error), and the model writes
-//!   as a valid `.pgq` that reads back to the same tensors, unless a source
+//!   through the library's pipeline, as `pgq quantize` does (without
+//!   Hessians: a GPTQ rule is a clean error), into a valid `.pgq` with its
+//!   content digest that reads back to the same tensors, unless a source
 //!   value is NaN or infinite (then the writer refuses it).
 
 #![no_main]
 
-use std::collections::BTreeMap;
-
 use libfuzzer_sys::fuzz_target;
-use pgq_format::{read, write, Compression, ReadOptions, WriteOptions};
+use pgq_format::{read, Compression, MetaValue, ReadOptions};
+use pgq_quantizer::backend::Backend;
 use pgq_quantizer::checkpoint;
+use pgq_quantizer::pipeline::{quantize, Options, PipelineError, Planning};
 use pgq_quantizer::recipe::name_glob;
-use pgq_quantizer::{quantize_planned, NoHessians, Recipe, TensorPlan};
+use pgq_quantizer::{tensor_digest, Recipe};
 
 /// Checkpoints up to this many values are quantized (keeps runs fast).
 const MAX_QUANTIZED_VALUES: usize = 1 << 14;
@@ -53,7 +54,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(checkpoint) = checkpoint::parse(checkpoint_bytes, flags & 1 != 0) else {
         return;
     };
-    assert_eq!(checkpoint.sha256.len(), 64);
     for t in &checkpoint.tensors {
         let n = t.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
         assert_eq!(n, Some(t.values.len() as u64), "{}", t.name);
@@ -73,26 +73,37 @@ fuzz_target!(|data: &[u8]| {
     if values > MAX_QUANTIZED_VALUES {
         return;
     }
-    let plans: Vec<TensorPlan> = plans.iter().map(|(_, p)| p.to_tensor_plan()).collect();
-    let Ok(model) = quantize_planned(&checkpoint.tensors, &plans, &NoHessians, 1, None) else {
-        return;
-    };
-    assert_eq!(model.tensors.len(), checkpoint.tensors.len());
-    let options = WriteOptions {
+    drop(plans);
+    let options = Options {
         compression: Compression::Raw,
-        ..WriteOptions::default()
+        threads: 1,
+        ..Options::default()
     };
-    match write(&model.tensors, &BTreeMap::new(), &options) {
-        Ok(bytes) => {
-            let back = read(&bytes, &ReadOptions::default()).expect("what pgq writes, it reads");
-            assert_eq!(back.tensors, model.tensors);
+    let planning = Planning::Recipe(recipe);
+    match quantize(&Backend::Cpu, &checkpoint.tensors, &planning, None, &options) {
+        Ok(artifact) => {
+            let back =
+                read(&artifact.bytes, &ReadOptions::default()).expect("what pgq writes, it reads");
+            assert_eq!(back.tensors, artifact.tensors);
+            assert_eq!(back.tensors.len(), checkpoint.tensors.len());
+            let digest = tensor_digest(
+                checkpoint
+                    .tensors
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.shape.as_slice(), t.values.as_slice())),
+            );
+            assert_eq!(
+                artifact.metadata.get("pgq.source.sha256"),
+                Some(&MetaValue::Str(digest))
+            );
         }
-        Err(e) => assert!(
+        Err(PipelineError::Write(e)) => assert!(
             checkpoint
                 .tensors
                 .iter()
                 .any(|t| t.values.iter().any(|v| !v.is_finite())),
             "a finite checkpoint's model does not write: {e}"
         ),
+        Err(_) => {}
     }
 });

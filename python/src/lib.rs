@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use pgq_format::{read, read_header, Compression, FormatError, ReadOptions};
-use pgq_quantizer::cuda::{select, DeviceChoice};
+use pgq_quantizer::backend::{select, DeviceChoice};
 use pgq_quantizer::pipeline::{
     self, Hessians, Observer, Options, PipelineError, Planning, ProgressBar,
 };

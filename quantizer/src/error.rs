@@ -23,15 +23,9 @@ pub enum ConfigError {
 pub enum RtnError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{values} values do not form a {rows}x{cols} matrix")]
-    Shape {
-        values: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// Positions are in the matrix view: the last dimension is the column.
-    #[error("element [{row}, {col}] is {value}: NaN and infinities cannot be quantized")]
-    NonFinite { row: usize, col: usize, value: f32 },
+    /// Not a matrix of finite values.
+    #[error(transparent)]
+    Matrix(#[from] pgq_metrics::MatrixError),
     /// The weights are so large that the scale does not fit fp16. Clamping
     /// to f16::MAX instead would silently clip the whole group, so refuse.
     #[error("row {row}, group {group}: scale {scale:e} exceeds the fp16 maximum 65504")]
@@ -54,7 +48,10 @@ pub enum QuantizeError {
     #[error("tensor `{tensor}`: GPTQ: {error}")]
     Gptq { tensor: String, error: GptqError },
     #[error("tensor `{tensor}`: Hessian: {error}")]
-    Hessian { tensor: String, error: GptqError },
+    Hessian {
+        tensor: String,
+        error: pgq_metrics::MatrixError,
+    },
     #[error("tensor `{tensor}`: `{method}` needs the tensor's Hessian, and none was given")]
     MissingHessian { tensor: String, method: String },
     #[error(
@@ -108,20 +105,9 @@ pub enum GptqError {
     BlockSize,
     #[error("GPTQ damping {0} must be finite and at least 0")]
     Damp(f64),
-    #[error("{values} values do not form a {rows}x{cols} matrix")]
-    Shape {
-        values: usize,
-        rows: usize,
-        cols: usize,
-    },
-    #[error("the Hessian holds {len} values, but {cols} columns need {cols}x{cols}")]
-    HessianShape { len: usize, cols: usize },
-    #[error("element [{row}, {col}] is {value}: NaN and infinities cannot be quantized")]
-    NonFinite { row: usize, col: usize, value: f32 },
-    #[error("Hessian element [{row}, {col}] is {value}: the Hessian must be finite")]
-    HessianNonFinite { row: usize, col: usize, value: f32 },
-    #[error("Hessian diagonal element {col} is {value}: X^T X has no negative diagonal")]
-    HessianNegativeDiagonal { col: usize, value: f32 },
+    /// The matrix or its Hessian does not pass the checks of every measure.
+    #[error(transparent)]
+    Matrix(#[from] pgq_metrics::MatrixError),
     #[error("row {row}, group {group}: scale {scale:e} exceeds the fp16 maximum 65504")]
     ScaleOverflow {
         row: usize,

@@ -38,8 +38,10 @@ use crate::error::GptqError;
 use crate::linalg;
 use crate::parallel::{map_largest_first, worker_count};
 use crate::rtn::QuantizedMatrix;
-use crate::scale::{code_max, first_non_finite, fp16_scale, quantize_value};
+use crate::scale::{code_max, fp16_scale, quantize_value};
 use crate::search::{choose_scales, ClipChoice, ScaleError};
+use pgq_metrics::hessian::{check_matrix, hessian_terms, relative, symmetric_hessian};
+pub use pgq_metrics::hessian::{hessian_error, hessian_errors, MatrixError};
 
 /// How many dampings are tried: `damp`, `10 damp`, ... `10^5 damp`.
 pub const MAX_DAMP_ATTEMPTS: u32 = 6;
@@ -209,75 +211,6 @@ pub(crate) fn run(
     })
 }
 
-/// `tr(E H E^T) / tr(W H W^T)` with `E = original - dequantized`, both
-/// `rows x cols` row-major, over the `cols x cols` Hessian (symmetrized):
-/// the measure GPTQ minimises, for comparing methods on one matrix.
-pub fn hessian_error(
-    original: &[f32],
-    dequantized: &[f32],
-    rows: usize,
-    cols: usize,
-    hessian: &[f32],
-) -> Result<f64, GptqError> {
-    hessian_errors(original, &[dequantized], rows, cols, hessian, 0).map(|errors| errors[0])
-}
-
-/// [`hessian_error`] of several approximations of one matrix, in one pass
-/// that computes `tr(W H W^T)` once, on `threads` workers (0 = one per
-/// core).
-pub fn hessian_errors(
-    original: &[f32],
-    approximations: &[&[f32]],
-    rows: usize,
-    cols: usize,
-    hessian: &[f32],
-    threads: usize,
-) -> Result<Vec<f64>, GptqError> {
-    check_matrix(original, rows, cols)?;
-    for v in approximations {
-        check_matrix(v, rows, cols)?;
-    }
-    let h = symmetric_hessian(hessian, cols)?;
-    let stack = 1 + approximations.len();
-    let sums = hessian_terms(
-        rows,
-        cols,
-        &h,
-        worker_count(threads),
-        stack,
-        |row, slots| {
-            let range = row * cols..(row + 1) * cols;
-            let (w, errors) = slots.split_at_mut(cols);
-            for (slot, &x) in w.iter_mut().zip(&original[range.clone()]) {
-                *slot = f64::from(x);
-            }
-            for (e, approx) in errors.chunks_exact_mut(cols).zip(approximations) {
-                for ((slot, &x), &q) in e
-                    .iter_mut()
-                    .zip(&original[range.clone()])
-                    .zip(&approx[range.clone()])
-                {
-                    *slot = f64::from(x) - f64::from(q);
-                }
-            }
-        },
-    );
-    Ok(sums[1..]
-        .iter()
-        .map(|&num| relative(num, sums[0]))
-        .collect())
-}
-
-fn relative(num: f64, den: f64) -> f64 {
-    if den != 0.0 {
-        num / den
-    } else if num == 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    }
-}
-
 /// Where group scales come from. Only [`ScaleGroups::Static`] is correct;
 /// the other reproduces seed 001's bug for the test that must catch it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -313,53 +246,6 @@ struct Prepared {
     damp_used: f64,
     damp_attempts: u32,
     clip_choices: Vec<u8>,
-}
-
-fn check_matrix(values: &[f32], rows: usize, cols: usize) -> Result<(), GptqError> {
-    if rows.checked_mul(cols) != Some(values.len()) {
-        return Err(GptqError::Shape {
-            values: values.len(),
-            rows,
-            cols,
-        });
-    }
-    if let Some((row, col, value)) = first_non_finite(values, cols) {
-        return Err(GptqError::NonFinite { row, col, value });
-    }
-    Ok(())
-}
-
-/// Validates the Hessian and returns `(H + H^T) / 2` in f64.
-fn symmetric_hessian(hessian: &[f32], cols: usize) -> Result<Vec<f64>, GptqError> {
-    if cols.checked_mul(cols) != Some(hessian.len()) {
-        return Err(GptqError::HessianShape {
-            len: hessian.len(),
-            cols,
-        });
-    }
-    if let Some((row, col, value)) = first_non_finite(hessian, cols) {
-        return Err(GptqError::HessianNonFinite { row, col, value });
-    }
-    if let Some(col) = (0..cols).find(|&j| hessian[j * cols + j] < 0.0) {
-        return Err(GptqError::HessianNegativeDiagonal {
-            col,
-            value: hessian[col * cols + col],
-        });
-    }
-    let mut h = vec![0.0f64; hessian.len()];
-    // Blocked so that the transposed reads stay in cache.
-    const B: usize = 64;
-    for i0 in (0..cols).step_by(B) {
-        for j0 in (0..cols).step_by(B) {
-            for i in i0..(i0 + B).min(cols) {
-                for j in j0..(j0 + B).min(cols) {
-                    h[i * cols + j] =
-                        (f64::from(hessian[i * cols + j]) + f64::from(hessian[j * cols + i])) / 2.0;
-                }
-            }
-        }
-    }
-    Ok(h)
 }
 
 fn prepare(
@@ -424,7 +310,9 @@ fn prepare(
                     GptqError::ScaleOverflow { row, group, scale }
                 }
                 // Unreachable: the weights are given.
-                ScaleError::NeedsHessian => GptqError::HessianShape { len: 0, cols: n },
+                ScaleError::NeedsHessian => {
+                    GptqError::Matrix(MatrixError::HessianShape { len: 0, cols: n })
+                }
             })?;
         clip_choices = chosen.choices;
         chosen.scales
@@ -583,71 +471,6 @@ fn sweep_tile(
         b0 = b1;
     }
     (codes, committed)
-}
-
-/// `tr(S_k H S_k^T)` for `stack` matrices `S_0 .. S_{stack-1}`, where
-/// `fill(row, slots)` writes row `row` of each into
-/// `slots[k * cols..(k + 1) * cols]`; tiles of rows in parallel, summed in
-/// tile order (so the result does not depend on the thread count).
-fn hessian_terms<F>(
-    rows: usize,
-    cols: usize,
-    h: &[f64],
-    threads: usize,
-    stack: usize,
-    fill: F,
-) -> Vec<f64>
-where
-    F: Fn(usize, &mut [f64]) + Sync,
-{
-    if rows == 0 || cols == 0 {
-        return vec![0.0; stack];
-    }
-    let tiles: Vec<usize> = (0..rows).step_by(TILE_ROWS).collect();
-    let hm = MatRef::from_row_major_slice(h, cols, cols);
-    let parts = map_largest_first(
-        &tiles,
-        threads,
-        |_| 1,
-        |&r0| {
-            let tr = (r0 + TILE_ROWS).min(rows) - r0;
-            // Column r * stack + k of the column-major `stacked` is row r of
-            // S_k.
-            let mut stacked = vec![0.0f64; stack * tr * cols];
-            for (r, slots) in stacked.chunks_exact_mut(stack * cols).enumerate() {
-                fill(r0 + r, slots);
-            }
-            // (S H)^T = H S^T (H symmetric): column j of the product is row
-            // j of S H, contiguous like row j of S.
-            let st = MatRef::from_column_major_slice(&stacked, cols, stack * tr);
-            let mut product = vec![0.0f64; stack * tr * cols];
-            faer::linalg::matmul::matmul(
-                MatMut::from_column_major_slice_mut(&mut product, cols, stack * tr),
-                faer::Accum::Replace,
-                hm,
-                st,
-                1.0,
-                Par::Seq,
-            );
-            let mut sums = vec![0.0f64; stack];
-            for (j, (p, x)) in product
-                .chunks_exact(cols)
-                .zip(stacked.chunks_exact(cols))
-                .enumerate()
-            {
-                sums[j % stack] += p.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
-            }
-            sums
-        },
-        |_, _| {},
-    );
-    let mut total = vec![0.0f64; stack];
-    for part in parts {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
-    total
 }
 
 #[cfg(test)]
@@ -983,27 +806,41 @@ mod tests {
         let cfg = GptqConfig::default();
         assert!(matches!(
             quantize_gptq(&[1.0, 2.0], 1, 2, &h1, &cfg),
-            Err(GptqError::HessianShape { len: 1, cols: 2 })
+            Err(GptqError::Matrix(MatrixError::HessianShape {
+                len: 1,
+                cols: 2
+            }))
         ));
         assert!(matches!(
             quantize_gptq(&[1.0, 2.0, 3.0], 2, 2, &[1.0; 4], &cfg),
-            Err(GptqError::Shape { .. })
+            Err(GptqError::Matrix(MatrixError::Shape { .. }))
         ));
         assert!(matches!(
             quantize_gptq(&[1.0; 4], usize::MAX, 2, &[1.0; 4], &cfg),
-            Err(GptqError::Shape { .. })
+            Err(GptqError::Matrix(MatrixError::Shape { .. }))
         ));
         assert!(matches!(
             quantize_gptq(&[1.0, f32::NAN], 1, 2, &[1.0, 0.0, 0.0, 1.0], &cfg),
-            Err(GptqError::NonFinite { row: 0, col: 1, .. })
+            Err(GptqError::Matrix(MatrixError::NonFinite {
+                row: 0,
+                col: 1,
+                ..
+            }))
         ));
         assert!(matches!(
             quantize_gptq(&[1.0, 2.0], 1, 2, &[1.0, f32::INFINITY, 0.0, 1.0], &cfg),
-            Err(GptqError::HessianNonFinite { row: 0, col: 1, .. })
+            Err(GptqError::Matrix(MatrixError::HessianNonFinite {
+                row: 0,
+                col: 1,
+                ..
+            }))
         ));
         assert!(matches!(
             quantize_gptq(&[1.0, 2.0], 1, 2, &[1.0, 0.0, 0.0, -1.0], &cfg),
-            Err(GptqError::HessianNegativeDiagonal { col: 1, .. })
+            Err(GptqError::Matrix(MatrixError::HessianNegativeDiagonal {
+                col: 1,
+                ..
+            }))
         ));
         assert!(matches!(
             quantize_gptq(&[3.0e38, 1.0], 1, 2, &[1.0, 0.0, 0.0, 1.0], &cfg),

@@ -23,13 +23,14 @@
 //! - [`model`]: a whole checkpoint in parallel, as planned per tensor, with
 //!   Hessians; a report per tensor measured on what decoders will
 //!   reconstruct, beside plain RTN, in weight and output space.
-//! - [`fidelity`]: relative RMSE, max abs error, SNR.
-//! - [`demo`]: a deterministic parameter-golf-shaped model (35.9M
-//!   parameters by default) for benchmarks, and [`synthetic`]: Hessians of
+//! - [`fidelity`], [`entropy`], the Hessian proxy ([`hessian_error`]): the
+//!   measures, from pgq-metrics.
+//! - [`demo`] (feature `demo`, default): a deterministic
+//!   parameter-golf-shaped model (35.9M parameters by default) for
+//!   benchmarks and tests, and [`synthetic`]: Hessians of
 //!   correlated activations for its matrices.
 //! - [`statusquo`]: the size of today's torch.save + BSHF + brotli encoding
 //!   of the same codes, for side-by-side comparisons.
-//! - [`entropy`]: order-0 entropy of the codes.
 //!
 //! ```
 //! use pgq_quantizer::{quantize_model, DefaultPolicy, DemoConfig};
@@ -47,45 +48,52 @@
 //! ```
 
 pub mod checkpoint;
-#[cfg(not(target_arch = "wasm32"))]
+// The measures live in pgq-metrics (the verifier and the viewer use them
+// without the quantizer); re-exported under their old paths.
+pub use pgq_metrics::{entropy, fidelity, parallel};
+pub mod backend;
+#[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod digest;
-pub mod entropy;
 pub mod error;
-pub mod fidelity;
 pub mod gptq;
 mod linalg;
 pub mod model;
-mod parallel;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pipeline;
 pub mod policy;
 pub mod recipe;
+#[cfg(feature = "demo")]
 mod rng;
 pub mod rtn;
 pub mod scale;
 pub mod search;
 pub mod statusquo;
+#[cfg(feature = "demo")]
 pub mod synthetic;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
+#[cfg(feature = "demo")]
 pub use demo::DemoConfig;
 pub use digest::{sha256_hex, tensor_digest};
 pub use entropy::{code_entropy, CodeHistogram, EntropyReport, EntropySummary};
 pub use error::{ConfigError, DemoError, GptqError, QuantizeError, RtnError};
 pub use fidelity::{compare, Fidelity};
-pub use gptq::{hessian_error, hessian_errors, quantize_gptq, GptqConfig, GptqResult};
+pub use gptq::{quantize_gptq, GptqConfig, GptqResult};
 pub use model::{
     matrix_codes, quantize_model, quantize_planned, quantize_planned_with, quantize_tensor,
     Baseline, HessianSource, MatrixCodes, NoHessians, Progress, QuantizedModel, SourceTensor,
     TensorReport,
 };
-pub use parallel::worker_count;
+pub use pgq_metrics::parallel::worker_count;
+pub use pgq_metrics::{hessian_error, hessian_errors, MatrixError};
 pub use policy::{ClipMode, DefaultPolicy, MatrixPlan, Method, Planner, TensorPlan};
 pub use recipe::{Recipe, RecipeError, RulePlan};
 pub use rtn::{quantize_rtn, quantize_rtn_with, QuantizedMatrix, RtnConfig};
 pub use scale::{Clip, SCALE_FLOOR};
 pub use search::{ChosenScales, ClipChoice, Objective, Scope};
 pub use statusquo::{byte_shuffle, status_quo_bytes, status_quo_stream};
+#[cfg(feature = "demo")]
 pub use synthetic::{synthetic_hessian, DemoHessians};

@@ -2,8 +2,6 @@
 //! parallel, and measure each against its source values, beside plain RTN
 //! and, given the tensor's Hessian, in output space.
 
-use std::collections::BTreeMap;
-
 use half::f16;
 use pgq_format::types::rows_cols;
 use pgq_format::{dequantize_codes, Tensor, TensorData};
@@ -17,45 +15,7 @@ use crate::policy::{MatrixPlan, Method, Planner, TensorPlan};
 use crate::rtn::{quantize_rtn, quantize_rtn_with};
 use crate::search::ClipChoice;
 
-/// A source tensor as f32 values (callers widen f16/bf16 checkpoints).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceTensor {
-    pub name: String,
-    pub shape: Vec<u64>,
-    /// Row-major, `shape.iter().product()` values.
-    pub values: Vec<f32>,
-}
-
-impl From<(String, Vec<u64>, Vec<f32>)> for SourceTensor {
-    fn from((name, shape, values): (String, Vec<u64>, Vec<f32>)) -> Self {
-        SourceTensor {
-            name,
-            shape,
-            values,
-        }
-    }
-}
-
-/// Hessians by tensor name: `H = X^T X / n` of the inputs of the tensor's
-/// matrix view (`cols x cols`, row-major f32).
-pub trait HessianSource: Sync {
-    fn hessian(&self, name: &str) -> Option<&[f32]>;
-}
-
-impl HessianSource for BTreeMap<String, Vec<f32>> {
-    fn hessian(&self, name: &str) -> Option<&[f32]> {
-        self.get(name).map(Vec::as_slice)
-    }
-}
-
-/// No Hessians: RTN plans only, and no output-space figures.
-pub struct NoHessians;
-
-impl HessianSource for NoHessians {
-    fn hessian(&self, _: &str) -> Option<&[f32]> {
-        None
-    }
-}
+pub use pgq_metrics::{HessianSource, NoHessians, SourceTensor};
 
 /// The same tensor quantized by plain RTN, for comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +39,11 @@ pub struct TensorReport {
     /// e.g. `rtn-sdclip k=12.85 int6`, `gptq-sdclip k=12.85 int6` or
     /// `keep-f16`.
     pub method: String,
+    /// The plan as data: what `method` names, for programs (RTN or GPTQ
+    /// and their options, bits, groups, clip), not in the JSON report,
+    /// whose `method` label it determines.
+    #[serde(skip)]
+    pub plan: TensorPlan,
     pub params: u64,
     /// `||W - Q|| / ||W||`; null in JSON when infinite.
     #[serde(serialize_with = "finite_or_null")]
@@ -254,6 +219,7 @@ fn quantize_one(
         name: source.name.clone(),
         shape: source.shape.clone(),
         method: KEEP_METHOD.to_string(),
+        plan: plan.clone(),
         params: source.values.len() as u64,
         rel_rmse: 0.0,
         max_abs_err: 0.0,

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use pgq_quantizer::pipeline::{quantize, Options, Planning};
-//! use pgq_quantizer::{cuda::Backend, DefaultPolicy, DemoConfig};
+//! use pgq_quantizer::{backend::Backend, DefaultPolicy, DemoConfig};
 //! let sources = DemoConfig::tiny().generate(0).unwrap();
 //! let planning = Planning::Policy(DefaultPolicy::default());
 //! let artifact = quantize(&Backend::Cpu, &sources, &planning, None, &Options::default()).unwrap();
@@ -27,7 +27,7 @@ use pgq_format::{
 };
 use serde::Serialize;
 
-use crate::cuda::{quantize_on, Backend, BackendError, RunInfo};
+use crate::backend::{quantize_on, Backend, BackendError, RunInfo, RunOptions};
 use crate::digest::tensor_digest;
 use crate::model::{HessianSource, NoHessians, QuantizedModel, SourceTensor, TensorReport};
 use crate::policy::{DefaultPolicy, Planner, TensorPlan};
@@ -615,8 +615,10 @@ pub fn quantize(
         chosen,
         &tensor_plans,
         hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source),
-        options.threads,
-        Some(&tick),
+        &RunOptions {
+            threads: options.threads,
+            progress: Some(&tick),
+        },
     )?;
     if let Some(o) = options.observer {
         o.compressing(&options.compression.describe());

@@ -6,8 +6,9 @@ use pgq_format::types::groups_per_row;
 use serde::Serialize;
 
 use crate::error::{ConfigError, RtnError};
-use crate::scale::{code_max, first_non_finite, fp16_scale, quantize_value, Clip};
+use crate::scale::{code_max, fp16_scale, quantize_value, Clip};
 use crate::search::{choose_scales, ChosenScales, ClipChoice, ScaleError};
+use pgq_metrics::hessian::check_matrix;
 
 /// Settings of one RTN run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -87,16 +88,7 @@ pub fn quantize_rtn_with(
 ) -> Result<(QuantizedMatrix, ChosenScales), RtnError> {
     let qmax = code_max(bits)?;
     clip.validate()?;
-    if rows.checked_mul(cols) != Some(values.len()) {
-        return Err(RtnError::Shape {
-            values: values.len(),
-            rows,
-            cols,
-        });
-    }
-    if let Some((row, col, value)) = first_non_finite(values, cols) {
-        return Err(RtnError::NonFinite { row, col, value });
-    }
+    check_matrix(values, rows, cols)?;
     if let Some(weights) = column_weights {
         if weights.len() != cols {
             return Err(RtnError::WeightCount {
@@ -153,6 +145,7 @@ mod tests {
     use super::*;
     use crate::scale::clip_value;
     use pgq_format::dequantize_codes;
+    use pgq_metrics::MatrixError;
 
     fn absmax(bits: u8) -> RtnConfig {
         RtnConfig {
@@ -314,7 +307,7 @@ mod tests {
         let mut values = vec![0.5f32; 12];
         values[7] = f32::NAN;
         match quantize_rtn(&values, 3, 4, &absmax(6)) {
-            Err(RtnError::NonFinite { row, col, value }) => {
+            Err(RtnError::Matrix(MatrixError::NonFinite { row, col, value })) => {
                 assert_eq!((row, col), (1, 3));
                 assert!(value.is_nan());
             }
@@ -323,11 +316,11 @@ mod tests {
         values[7] = f32::NEG_INFINITY;
         assert_eq!(
             quantize_rtn(&values, 3, 4, &absmax(6)),
-            Err(RtnError::NonFinite {
+            Err(RtnError::Matrix(MatrixError::NonFinite {
                 row: 1,
                 col: 3,
                 value: f32::NEG_INFINITY
-            })
+            }))
         );
     }
 
@@ -335,15 +328,15 @@ mod tests {
     fn shape_mismatch_and_overflow_are_rejected() {
         assert_eq!(
             quantize_rtn(&[1.0; 5], 2, 3, &absmax(6)),
-            Err(RtnError::Shape {
+            Err(RtnError::Matrix(MatrixError::Shape {
                 values: 5,
                 rows: 2,
                 cols: 3
-            })
+            }))
         );
         assert!(matches!(
             quantize_rtn(&[1.0; 5], usize::MAX, 2, &absmax(6)),
-            Err(RtnError::Shape { .. })
+            Err(RtnError::Matrix(MatrixError::Shape { .. }))
         ));
         assert!(matches!(
             quantize_rtn(&[3.0e38, 1.0], 1, 2, &absmax(6)),

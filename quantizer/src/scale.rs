@@ -117,15 +117,7 @@ pub fn quantize_value(x: f32, scale: f32, qmax: i8) -> i8 {
     (x / scale).round_ties_even().clamp(-limit, limit) as i8
 }
 
-/// The first NaN or infinite entry of a row-major matrix with `cols`
-/// columns, as `(row, col, value)`: for errors that point at the element.
-pub fn first_non_finite(values: &[f32], cols: usize) -> Option<(usize, usize, f32)> {
-    let cols = cols.max(1);
-    values
-        .iter()
-        .position(|x| !x.is_finite())
-        .map(|i| (i / cols, i % cols, values[i]))
-}
+pub use pgq_metrics::first_non_finite;
 
 #[cfg(test)]
 mod tests {

@@ -1,3 +1,4 @@
+#![cfg(feature = "cuda")]
 //! Every kernel of the CUDA backend compiles to PTX for sm_90 through NVRTC.
 //! No GPU or driver is needed, only libnvrtc.so.13 (scripts/fetch-nvrtc.sh
 //! fetches it; put its folder on LD_LIBRARY_PATH). Without it the test is

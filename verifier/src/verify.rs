@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use pgq_format::{
     decode_digest, read, Archive, FormatError, Kind, MetaValue, ReadOptions, DECODE_DIGEST_KEY,
 };
-use pgq_quantizer::{compare, hessian_error, HessianSource, SourceTensor};
+use pgq_metrics::{compare, hessian_error, HessianSource, SourceTensor};
 use serde::Serialize;
 
 use crate::report::{Check, Report, Status};

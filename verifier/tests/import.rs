@@ -13,7 +13,8 @@ use half::f16;
 use mutate::Mutator;
 use pgq_format::{read, write, Compression, ReadOptions, Tensor, TensorData, WriteOptions};
 use pgq_verifier::import::{
-    compress, import, pickle, shuffle, zip, ImportError, ImportOptions, PickleError,
+    compress, import, pickle, shuffle, zip, Compressor, ImportError, ImportOptions, Layout,
+    PickleError,
 };
 use serde_json::Value;
 
@@ -154,7 +155,7 @@ fn every_good_fixture_imports_exactly_and_round_trips_through_pgq() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         let detected = &imported.detected;
         assert_eq!(
-            detected.compressor,
+            detected.compressor.name(),
             fixture["compressor"].as_str().unwrap(),
             "{file}"
         );
@@ -164,7 +165,7 @@ fn every_good_fixture_imports_exactly_and_round_trips_through_pgq() {
             "{file}"
         );
         assert_eq!(
-            detected.layout,
+            detected.layout.name(),
             fixture["layout"].as_str().unwrap(),
             "{file}"
         );
@@ -475,7 +476,7 @@ fn the_quantizers_status_quo_encoding_imports_back_to_the_same_tensors() {
     let artifact = status_quo_bytes(&tensors, 5).unwrap();
     let stream = status_quo_stream(&tensors);
     let (compressor, decoded) = compress::decompress(&artifact, 1 << 30).unwrap();
-    assert_eq!(compressor, compress::Compressor::Brotli);
+    assert_eq!(compressor, Compressor::Brotli);
     let (stride, unshuffled) = shuffle::unshuffle(&decoded);
     assert_eq!(stride, Some(2));
     assert_eq!(unshuffled.as_ref(), stream.as_slice());
@@ -499,9 +500,9 @@ fn the_quantizers_status_quo_encoding_imports_back_to_the_same_tensors() {
     )
     .unwrap();
     let imported = import(&compressed, &ImportOptions::default()).unwrap();
-    assert_eq!(imported.detected.compressor, "brotli");
+    assert_eq!(imported.detected.compressor, Compressor::Brotli);
     assert_eq!(imported.detected.shuffle, Some(2));
-    assert_eq!(imported.detected.layout, "w/m");
+    assert_eq!(imported.detected.layout, Layout::WeightsMeta);
     assert_eq!(imported.tensors, tensors);
 }
 

@@ -112,9 +112,13 @@ fn every_records_serialization_imports_equal_to_its_own_dequantization() {
         }
         let imported_fixture = result.unwrap_or_else(|e| panic!("{id}: {e}"));
         let detected = &imported_fixture.detected;
-        assert_eq!(detected.layout, fixture["layout"].as_str().unwrap(), "{id}");
         assert_eq!(
-            detected.compressor,
+            detected.layout.name(),
+            fixture["layout"].as_str().unwrap(),
+            "{id}"
+        );
+        assert_eq!(
+            detected.compressor.name(),
             fixture["compressor"].as_str().unwrap(),
             "{id}"
         );

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use pgq_format::{read, summarize, Archive, FormatError, ReadOptions, Summary, TensorData};
-use pgq_quantizer::CodeHistogram;
+use pgq_metrics::CodeHistogram;
 use pgq_verifier::layers::{layer_budgets, layer_of, natural_cmp, LayerBudget};
 use pgq_verifier::verify::{verify, VerifyOptions};
 use pgq_verifier::{Check, Report, Status, CAP_BYTES};
@@ -1121,7 +1121,7 @@ mod tests {
     fn entropy_matches_the_quantizers_histogram() {
         let a = open();
         let t = &a.archive.tensors[1];
-        let report = pgq_quantizer::code_entropy(std::slice::from_ref(t));
+        let report = pgq_metrics::code_entropy(std::slice::from_ref(t));
         let e = a.rows[1].entropy.unwrap();
         assert!((e - report.all.bits_per_code).abs() < 1e-12);
         assert_eq!(a.rows[4].entropy, None, "f16 has no codes");

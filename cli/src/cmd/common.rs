@@ -148,8 +148,8 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     /// Opens the backend; prints auto's fallback note on stderr. An
     /// unavailable `--device cuda` is a usage error (exit 3).
-    pub fn select(&self) -> CliResult<pgq_quantizer::cuda::Backend> {
-        use pgq_quantizer::cuda::{select, DeviceChoice};
+    pub fn select(&self) -> CliResult<pgq_quantizer::backend::Backend> {
+        use pgq_quantizer::backend::{select, DeviceChoice};
         let choice = match self.device {
             DeviceArg::Auto => DeviceChoice::Auto,
             DeviceArg::Cpu => DeviceChoice::Cpu,

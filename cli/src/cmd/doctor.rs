@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use clap::Args;
+use pgq_quantizer::backend::DeviceChoice;
 use pgq_quantizer::cuda::compile::{self, DEFAULT_ARCH, KERNELS};
 use pgq_quantizer::cuda::selftest::{self_test, SelfTest};
-use pgq_quantizer::cuda::{decide, probe, Decision, Device, DeviceChoice, Probe};
+use pgq_quantizer::cuda::{decide, probe, Decision, Device, Probe};
 use pgq_quantizer::worker_count;
 use serde::Serialize;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pgq_quantizer::cuda::RunInfo;
+use pgq_quantizer::backend::RunInfo;
 use pgq_quantizer::pipeline::{Hessians, PipelineError, ProgressBar};
 pub use pgq_quantizer::pipeline::{Planning, DEFAULT_RECIPE};
 use pgq_quantizer::Recipe;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use pgq_quantizer::cuda::{compute_codes, Backend};
+use pgq_quantizer::backend::{compute_codes, Backend, RunOptions};
 use pgq_quantizer::pipeline::{self, select, Options, Planning};
 pub use pgq_quantizer::pipeline::{Report, TensorRow, VersusRtn};
 use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan};
@@ -234,8 +234,14 @@ fn repeat_codes(
     let mut first = None;
     let mut identical = true;
     for _ in 0..runs {
-        let (codes, info) = compute_codes(backend, sources, &plans, hessians, threads)
-            .map_err(|e| pipeline_error(e.into(), what))?;
+        let (codes, info) = compute_codes(
+            backend,
+            sources,
+            &plans,
+            hessians,
+            &RunOptions::threads(threads),
+        )
+        .map_err(|e| pipeline_error(e.into(), what))?;
         host.push(info.codes_ms);
         device.extend(info.device_ms);
         match &first {

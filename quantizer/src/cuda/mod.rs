@@ -10,9 +10,10 @@
 //! - [`layout`]: descriptors, arenas and the sweep's task table (host-side,
 //!   unit-tested without a GPU);
 //! - `run`: the batch on the device;
-//! - this module: choosing a backend (`--device auto|cpu|cuda`) and
-//!   quantizing a model on it, with a per-tensor CPU fallback that always
-//!   says why.
+//! - this module: whether CUDA can be used ([`decide`]), and the codes of
+//!   a model's matrices on the device, with a per-tensor CPU fallback that
+//!   always says why. Choosing a backend and running a model on it is
+//!   [`crate::backend`]'s.
 //!
 //! docs/CUDA.md describes the design, the precision and how it is checked.
 
@@ -23,32 +24,14 @@ pub mod probe;
 mod run;
 pub mod selftest;
 
-use serde::Serialize;
-
-use crate::error::QuantizeError;
-use crate::model::{
-    check_element_count, matrix_codes, matrix_shape, quantize_planned_with, HessianSource,
-    MatrixCodes, Progress, QuantizedModel, SourceTensor,
-};
-use crate::parallel::{map_largest_first, worker_count};
+use crate::backend::{DeviceChoice, Fallback, RunInfo};
+use crate::model::{check_element_count, matrix_shape, HessianSource, MatrixCodes, SourceTensor};
 use crate::policy::{Method, TensorPlan};
 
 pub use error::CudaError;
 pub use layout::{GptqSpec, JobSpec};
 pub use probe::{probe, DeviceInfo, Probe};
 pub use run::Device;
-
-/// Where `pgq quantize --device` asks to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// CUDA when a driver, a device and the CUDA libraries are there, else
-    /// the CPU (saying why).
-    Auto,
-    Cpu,
-    /// CUDA or a clear error.
-    Cuda,
-}
 
 /// What [`decide`] chose.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,185 +55,54 @@ pub fn decide(choice: DeviceChoice, probe: &Probe) -> Result<Decision, CudaError
     }
 }
 
-fn fallback_note(why: &CudaError) -> String {
+pub(crate) fn fallback_note(why: &CudaError) -> String {
     format!("--device auto: quantizing on the CPU, since CUDA is not available: {why}")
 }
 
-/// A ready backend.
-pub enum Backend {
-    Cpu,
-    Cuda(Box<Device>),
-}
-
-impl Backend {
-    /// `cpu` or `cuda`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Cpu => "cpu",
-            Backend::Cuda(_) => "cuda",
-        }
-    }
-
-    /// e.g. `cpu` or `cuda (NVIDIA H100 80GB HBM3, sm_90)`.
-    pub fn describe(&self) -> String {
-        match self {
-            Backend::Cpu => "cpu".into(),
-            Backend::Cuda(d) => format!("cuda ({}, {})", d.name, d.arch),
-        }
-    }
-}
-
-/// The backend chosen, and for `auto` a one-line note when it fell back.
-pub struct Selection {
-    pub backend: Backend,
-    pub note: Option<String>,
-}
-
-/// Chooses and opens the backend (device 0 for CUDA). With `auto`, any
-/// CUDA failure (a missing library, no device, a failed start) falls back
-/// to the CPU with a note; with `cuda` it is the error.
-pub fn select(choice: DeviceChoice) -> Result<Selection, CudaError> {
-    let found = match choice {
-        DeviceChoice::Cpu => Probe::default(),
-        _ => probe(),
-    };
-    match decide(choice, &found)? {
-        Decision::Cpu { note } => Ok(Selection {
-            backend: Backend::Cpu,
-            note,
-        }),
-        Decision::Cuda => match Device::open(0) {
-            Ok(device) => Ok(Selection {
-                backend: Backend::Cuda(Box::new(device)),
-                note: None,
-            }),
-            Err(why) if choice == DeviceChoice::Auto => Ok(Selection {
-                backend: Backend::Cpu,
-                note: Some(fallback_note(&why)),
-            }),
-            Err(why) => Err(why),
-        },
-    }
-}
-
-/// Why a run failed: a tensor (as on the CPU path), or the device.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum BackendError {
-    #[error(transparent)]
-    Quantize(#[from] QuantizeError),
-    #[error("CUDA backend: {0}")]
-    Cuda(#[from] CudaError),
-}
-
-/// A tensor the CUDA backend left to the CPU, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Fallback {
-    pub tensor: String,
-    pub reason: String,
-}
-
-/// How the codes were computed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunInfo {
-    /// [`Backend::describe`].
-    pub backend: String,
-    /// Matrices whose codes the backend computed.
-    pub matrices: usize,
-    /// CUDA only: tensors redone on the CPU, with the reason.
-    pub fallbacks: Vec<Fallback>,
-    /// Computing every matrix's codes, host to host (uploads and downloads
-    /// included on CUDA), in milliseconds.
-    pub codes_ms: f64,
-    /// CUDA only: the GPU's work with the data resident, from device
-    /// events around it (first kernel to last; uploads and downloads
-    /// excluded, the host's checks of the damping retries included).
-    pub device_ms: Option<f64>,
-}
-
-/// The codes of every quantized tensor of `sources` (`None` where the
-/// backend left the tensor, with its error if any, to the CPU path of
-/// [`quantize_planned_with`]).
-pub fn compute_codes(
-    backend: &Backend,
+/// The codes of the tensors `matrices` of `sources` computed on `device`,
+/// into `codes`; tensors the device cannot take (or fails on) are listed in
+/// `info.fallbacks` with the reason and left to the CPU.
+pub(crate) fn device_codes(
+    device: &Device,
     sources: &[SourceTensor],
     plans: &[TensorPlan],
     hessians: &dyn HessianSource,
-    threads: usize,
-) -> Result<(Vec<Option<MatrixCodes>>, RunInfo), BackendError> {
-    let started = std::time::Instant::now();
-    let matrices: Vec<usize> = (0..sources.len().min(plans.len()))
-        .filter(|&i| matches!(plans[i], TensorPlan::Quantize(_)))
-        .collect();
-    let mut codes: Vec<Option<MatrixCodes>> = vec![None; sources.len()];
-    let mut info = RunInfo {
-        backend: backend.describe(),
-        matrices: 0,
-        fallbacks: Vec::new(),
-        codes_ms: 0.0,
-        device_ms: None,
-    };
-    match backend {
-        Backend::Cpu => {
-            let workers = worker_count(threads);
-            let inner = if matrices.len() >= workers {
-                1
-            } else {
-                workers
-            };
-            let results = map_largest_first(
-                &matrices,
-                workers,
-                |&i| sources[i].values.len() as u64,
-                |&i| match &plans[i] {
-                    TensorPlan::Quantize(plan) => {
-                        matrix_codes(&sources[i], plan, hessians.hessian(&sources[i].name), inner)
-                            .ok()
-                    }
-                    TensorPlan::Keep => None,
-                },
-                |_, _| {},
-            );
-            for (&i, result) in matrices.iter().zip(results) {
-                info.matrices += usize::from(result.is_some());
-                codes[i] = result;
+    matrices: &[usize],
+    codes: &mut [Option<MatrixCodes>],
+    info: &mut RunInfo,
+) -> Result<(), CudaError> {
+    let mut jobs = Vec::new();
+    let mut owners = Vec::new();
+    for &i in matrices {
+        let source = &sources[i];
+        match cuda_job(source, &plans[i], hessians.hessian(&source.name)) {
+            Ok(job) => {
+                jobs.push(job);
+                owners.push(i);
             }
+            Err(reason) => info.fallbacks.push(Fallback {
+                tensor: source.name.clone(),
+                reason,
+            }),
         }
-        Backend::Cuda(device) => {
-            let mut jobs = Vec::new();
-            let mut owners = Vec::new();
-            for &i in &matrices {
-                let source = &sources[i];
-                match cuda_job(source, &plans[i], hessians.hessian(&source.name)) {
-                    Ok(job) => {
-                        jobs.push(job);
-                        owners.push(i);
-                    }
-                    Err(reason) => info.fallbacks.push(Fallback {
-                        tensor: source.name.clone(),
-                        reason,
-                    }),
+    }
+    if !jobs.is_empty() {
+        let batch = device.run(&jobs)?;
+        info.device_ms = Some(batch.device_ms);
+        for (&i, outcome) in owners.iter().zip(batch.outcomes) {
+            match outcome {
+                Ok(result) => {
+                    info.matrices += 1;
+                    codes[i] = Some(result);
                 }
-            }
-            if !jobs.is_empty() {
-                let batch = device.run(&jobs)?;
-                info.device_ms = Some(batch.device_ms);
-                for (&i, outcome) in owners.iter().zip(batch.outcomes) {
-                    match outcome {
-                        Ok(result) => {
-                            info.matrices += 1;
-                            codes[i] = Some(result);
-                        }
-                        Err(reason) => info.fallbacks.push(Fallback {
-                            tensor: sources[i].name.clone(),
-                            reason,
-                        }),
-                    }
-                }
+                Err(reason) => info.fallbacks.push(Fallback {
+                    tensor: sources[i].name.clone(),
+                    reason,
+                }),
             }
         }
     }
-    info.codes_ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok((codes, info))
+    Ok(())
 }
 
 /// The device job for one tensor, or why the CPU should do it.
@@ -302,25 +154,10 @@ fn cuda_job<'a>(
     })
 }
 
-/// [`crate::quantize_planned`] on `backend`: the codes of every matrix
-/// from the backend (what CUDA leaves, on the CPU), then every report
-/// measured on the CPU from the codes.
-pub fn quantize_on(
-    backend: &Backend,
-    sources: &[SourceTensor],
-    plans: &[TensorPlan],
-    hessians: &dyn HessianSource,
-    threads: usize,
-    progress: Option<Progress<'_>>,
-) -> Result<(QuantizedModel, RunInfo), BackendError> {
-    let (codes, info) = compute_codes(backend, sources, plans, hessians, threads)?;
-    let model = quantize_planned_with(sources, plans, hessians, threads, progress, &codes)?;
-    Ok((model, info))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{quantize_on, select, Backend, RunOptions};
     use crate::policy::MatrixPlan;
     use crate::search::ClipChoice;
     use probe::complete as full_probe;
@@ -361,13 +198,6 @@ mod tests {
             decide(DeviceChoice::Cuda, &no_nvrtc),
             Err(CudaError::NoNvrtc)
         );
-    }
-
-    #[test]
-    fn selecting_the_cpu_touches_no_library() {
-        let selection = select(DeviceChoice::Cpu).unwrap();
-        assert_eq!(selection.backend.name(), "cpu");
-        assert!(selection.note.is_none());
     }
 
     #[test]
@@ -426,8 +256,14 @@ mod tests {
             .iter()
             .map(|s| crate::Planner::plan(&policy, &s.name, &s.shape))
             .collect();
-        let (model, info) =
-            quantize_on(&Backend::Cpu, &sources, &plans, &crate::NoHessians, 2, None).unwrap();
+        let (model, info) = quantize_on(
+            &Backend::Cpu,
+            &sources,
+            &plans,
+            &crate::NoHessians,
+            &RunOptions::threads(2),
+        )
+        .unwrap();
         let reference =
             crate::quantize_planned(&sources, &plans, &crate::NoHessians, 2, None).unwrap();
         assert_eq!(model, reference);

@@ -13,7 +13,8 @@ use crate::search::{ClipChoice, Objective, Scope};
 use crate::synthetic::DemoHessians;
 
 use super::error::CudaError;
-use super::{compute_codes, Backend, BackendError, Device};
+use super::Device;
+use crate::backend::{compute_codes, Backend, BackendError, RunOptions};
 
 /// One plan's agreement between CUDA and the CPU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,14 +117,20 @@ pub fn self_test(device: Device) -> Result<SelfTest, CudaError> {
     let mut checks = Vec::new();
     for plan in plans() {
         let plans = vec![TensorPlan::Quantize(plan.clone()); usable.len()];
-        let (codes, info) =
-            compute_codes(&backend, &usable, &plans, &hessians, 0).map_err(|e| match e {
-                BackendError::Cuda(e) => e,
-                BackendError::Quantize(e) => CudaError::Driver {
-                    during: "the self-test",
-                    message: e.to_string(),
-                },
-            })?;
+        let (codes, info) = compute_codes(
+            &backend,
+            &usable,
+            &plans,
+            &hessians,
+            &RunOptions::threads(0),
+        )
+        .map_err(|e| match e {
+            BackendError::Cuda(e) => e,
+            BackendError::Quantize(e) => CudaError::Driver {
+                during: "the self-test",
+                message: e.to_string(),
+            },
+        })?;
         let (mut worst_codes, mut worst_scales) = (1.0f64, 1.0f64);
         for (source, gpu) in usable.iter().zip(&codes) {
             let Some(gpu) = gpu else { continue };

@@ -59,6 +59,19 @@ impl Layout {
     }
 }
 
+/// Serialized as its name, as `pgq import --json` has always printed it.
+impl serde::Serialize for Layout {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 const INT8_CLEAN: &str = "int8_clean_per_row_v1";
 /// pgq's limits on tensors (spec/FORMAT.md).
 const MAX_RANK: usize = pgq_format::limits::MAX_RANK as usize;

@@ -35,8 +35,10 @@ pub mod shuffle;
 mod storage;
 pub mod zip;
 
+pub use compress::Compressor;
 pub use dtype::Dtype;
 pub use error::ImportError;
+pub use layout::Layout;
 pub use pickle::PickleError;
 
 use serde::Serialize;
@@ -69,13 +71,14 @@ impl Default for ImportOptions {
 /// What import found, layer by layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detected {
-    /// `brotli`, `zlib`, `zstd`, `xz`, or `raw` for an uncompressed zip or
-    /// `BSHF` stream.
-    pub compressor: String,
+    /// What the outer stream was compressed with (`Raw`: an uncompressed
+    /// zip or `BSHF` stream); prints as `brotli`, `zlib`, `zstd`, `xz`, `raw`.
+    pub compressor: Compressor,
     /// The `BSHF` stride, when the stream was shuffled.
     pub shuffle: Option<u8>,
-    /// `w/m` or `int8_clean_per_row_v1`.
-    pub layout: String,
+    /// How the tensors were laid out; prints as `w/m` or
+    /// `int8_clean_per_row_v1`.
+    pub layout: Layout,
     /// Number of tensors imported.
     pub tensors: usize,
 }
@@ -109,9 +112,9 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported, ImportE
     let (layout, tensors) = layout::map(&pickle, &checkpoint)?;
     Ok(Imported {
         detected: Detected {
-            compressor: compressor.name().to_owned(),
+            compressor,
             shuffle,
-            layout: layout.name().to_owned(),
+            layout,
             tensors: tensors.len(),
         },
         tensors,

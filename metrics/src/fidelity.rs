@@ -46,7 +46,7 @@ pub fn compare(reference: &[f32], approx: &[f32]) -> Fidelity {
 
 /// Serializes non-finite floats as `None` (null in JSON) rather than
 /// relying on each format's handling of infinities.
-pub(crate) fn finite_or_null<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn finite_or_null<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     if value.is_finite() {
         serializer.serialize_some(value)
     } else {
