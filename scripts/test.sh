@@ -31,7 +31,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "feature subsets: pgq-quantizer without its CUDA backend and fixtures, pgq-metrics without faer (the viewer's build)"
 cargo clippy -p pgq-quantizer --no-default-features -- -D warnings
-cargo clippy -p pgq-quantizer --no-default-features --features demo --all-targets -- -D warnings
 cargo clippy -p pgq-metrics --no-default-features --all-targets -- -D warnings
 cargo test -q -p pgq-metrics --no-default-features
 cargo test -q -p pgq-quantizer --no-default-features --features demo --lib backend

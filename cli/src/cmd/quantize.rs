@@ -43,8 +43,10 @@ use crate::render::{shape, table, thousands};
 /// the Hessians of every step reproduces the steps' codes exactly.
 ///
 /// The artifact's metadata records the recipe (or policy), the rule of
-/// every tensor, the SHA-256 of the checkpoint and of the Hessians, and any
-/// damping retry.
+/// every tensor, the content digests of the checkpoint's tensors and of
+/// the Hessians (SHA-256 over names, shapes and values, spec/FORMAT.md
+/// 4.3.1: the same tensors saved another way give the same digest, and
+/// pgq.quantize in Python writes the same bytes), and any damping retry.
 ///
 /// --device auto|cpu|cuda chooses where codes are computed (default auto:
 /// the GPU when one is usable, else the CPU with a note saying why); the
@@ -64,6 +66,7 @@ use crate::render::{shape, table, thousands};
 ///   pgq quantize model.safetensors -o model.pgq --recipe recipes/default.toml \
 ///       --hessians hessians.safetensors --device cuda --repeat 20
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct QuantizeArgs {
     /// The safetensors checkpoint.
     pub model: PathBuf,

@@ -42,6 +42,7 @@ use crate::files::{check_memory, code_file_sizes, read_limited};
 ///   pgq verify model.pgq --code train_gpt.py --reference model.safetensors --markdown
 ///   pgq verify model.pgq --reference model.safetensors --hessians h.safetensors --json
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct VerifyArgs {
     /// The .pgq artifact.
     pub artifact: PathBuf,
