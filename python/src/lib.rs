@@ -122,16 +122,15 @@ fn sources(py: Python<'_>, tensors: Vec<TensorArg<'_>>) -> PyResult<Vec<SourceTe
     tensors.into_iter().map(|t| source(py, t)).collect()
 }
 
-fn format_error(error: FormatError) -> PyErr {
-    let message = error.to_string();
-    Python::attach(|py| {
-        let err = FormatError_::new_err(message);
-        let value = err.value(py);
-        let _ = value.setattr("error_class", error.kind.as_str());
-        let _ = value.setattr("field", error.field.clone());
-        let _ = value.setattr("offset", error.offset);
-        err
-    })
+/// The exception for a reader error, with its class, field and offset as
+/// attributes (the caller holds the GIL).
+fn format_error(py: Python<'_>, error: FormatError) -> PyErr {
+    let err = FormatError_::new_err(error.to_string());
+    let value = err.value(py);
+    let _ = value.setattr("error_class", error.kind.as_str());
+    let _ = value.setattr("field", error.field);
+    let _ = value.setattr("offset", error.offset);
+    err
 }
 
 fn pipeline_error(error: PipelineError) -> PyErr {
@@ -235,7 +234,7 @@ fn quantize<'py>(
 fn load<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Loaded<'py>>> {
     let archive = py
         .detach(|| read(data, &ReadOptions::default()))
-        .map_err(format_error)?;
+        .map_err(|e| format_error(py, e))?;
     archive
         .tensors
         .iter()
@@ -257,7 +256,7 @@ fn load<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Loaded<'py>>> {
 fn inspect(py: Python<'_>, data: &[u8]) -> PyResult<String> {
     let header = py
         .detach(|| read_header(data, &ReadOptions::default()))
-        .map_err(format_error)?;
+        .map_err(|e| format_error(py, e))?;
     to_json(&pgq_verifier::inspect::inspect(&header))
 }
 
@@ -292,7 +291,7 @@ fn verify<'py>(
             };
             verify_artifact(data, subject, &options)
         })
-        .map_err(format_error)?;
+        .map_err(|e| format_error(py, e))?;
     to_json(&report)
 }
 

@@ -301,10 +301,11 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     let compress_seconds = bar.compress_seconds().unwrap_or(0.0);
     seconds.insert("quantize", t.elapsed().as_secs_f64() - compress_seconds);
     let t = Instant::now();
-    let (key, _) = planning.describe();
+    // The recipe or policy as the artifact records it.
     let plan_description = artifact
         .metadata
-        .get(key)
+        .get("pgq.recipe")
+        .or_else(|| artifact.metadata.get("pgq.policy"))
         .map_or(String::new(), |v| match v {
             MetaValue::Str(s) => s.clone(),
             other => format!("{other:?}"),
