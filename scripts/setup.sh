@@ -46,9 +46,11 @@ test_tools() {
   python3 -c 'import numpy, brotli, zstandard, selenium' 2>/dev/null || python3 -m pip install -q numpy brotli zstandard selenium
   # The Python package's suite (python/tests): PyTorch (the default PyPI
   # wheel, about 4.4 GB with its CUDA libraries; it runs on the CPU),
-  # transformers for MiniLM, safetensors, pytest, and maturin to build it.
-  python3 -c 'import torch, transformers, safetensors, pytest, maturin' 2>/dev/null ||
-    python3 -m pip install -q torch transformers safetensors pytest maturin
+  # transformers for MiniLM, safetensors, pytest, maturin to build it, and
+  # matplotlib for bench/golf's plot. --no-cache-dir: the wheels are not
+  # kept a second time in pip's cache (about 4 GB of disk).
+  python3 -c 'import torch, transformers, safetensors, pytest, maturin, matplotlib' 2>/dev/null ||
+    python3 -m pip install -q --no-cache-dir torch transformers safetensors pytest maturin matplotlib
   bash scripts/fetch-minilm.sh >/dev/null
 }
 

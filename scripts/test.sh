@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> [%s] %s\n' "$(date +%T)" "$*"; }
 
+disk() { df -h --output=avail,target . | tail -n 1 | awk '{print "disk: " $1 " free on " $2}'; }
+
 step "set-up"
+disk
 bash scripts/setup.sh
 export PGQ_MINILM="${PGQ_MINILM:-$(bash scripts/fetch-minilm.sh | tail -n 1)}"
 # NVRTC from PyPI, so that `cargo test` compiles every CUDA kernel to PTX
@@ -78,4 +81,5 @@ if [ "${PGQ_FUZZ_SECONDS:-0}" != 0 ]; then
   bash fuzz/smoke.sh "$PGQ_FUZZ_SECONDS"
 fi
 
+disk
 step "all checks passed"
