@@ -32,6 +32,8 @@ from ._pgq import FormatError, PgqError, QuantizeError, UsageError
 __all__ = [
     "Artifact",
     "CAP_BYTES",
+    "Codes",
+    "codes",
     "FormatError",
     "PgqError",
     "QuantizeError",
@@ -273,6 +275,41 @@ def load(source: Source | Artifact) -> dict[str, np.ndarray]:
         name: np.frombuffer(values, dtype="<f4").reshape(shape)
         for name, shape, values in _pgq.load(_read(source))
     }
+
+
+class Codes:
+    """A quantized tensor as stored: ``codes`` (int8, the tensor's shape),
+    ``scales`` (float16, ``(rows, groups)``), ``bits`` and ``group_size``
+    (0: one scale per row). ``codes * scales`` broadcast over each group is
+    the tensor :func:`load` returns."""
+
+    __slots__ = ("bits", "codes", "group_size", "scales")
+
+    def __init__(self, bits: int, group_size: int, codes: np.ndarray, scales: np.ndarray):
+        self.bits = bits
+        self.group_size = group_size
+        self.codes = codes
+        self.scales = scales
+
+    def __repr__(self) -> str:
+        return (
+            f"<pgq.Codes int{self.bits} {list(self.codes.shape)}, scales {list(self.scales.shape)}"
+            f"{f', groups of {self.group_size}' if self.group_size else ''}>"
+        )
+
+
+def codes(source: Source | Artifact) -> dict[str, Codes]:
+    """The codes and scales of each quantized tensor of a `.pgq` file (kept
+    tensors are left out), in file order: what another serializer of the
+    same codes needs (bench/golf writes the records' torch.save form with
+    them)."""
+    out = {}
+    for name, shape, bits, group_size, code_bytes, scale_bytes in _pgq.codes(_read(source)):
+        values = np.frombuffer(code_bytes, dtype=np.int8).reshape(shape)
+        rows = values.size // shape[-1] if shape else 1
+        scales = np.frombuffer(scale_bytes, dtype="<f2").reshape(rows, -1)
+        out[name] = Codes(bits, group_size, values, scales)
+    return out
 
 
 def inspect(source: Source | Artifact) -> dict[str, Any]:

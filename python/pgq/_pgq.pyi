@@ -47,6 +47,10 @@ def quantize(
 def load(data: bytes) -> list[tuple[str, list[int], bytes]]:
     """(name, shape, little-endian f32 bytes) per tensor."""
 
+def codes(data: bytes) -> list[tuple[str, list[int], int, int, bytes, bytes]]:
+    """(name, shape, bits, group_size, i8 codes, little-endian f16 scales)
+    per quantized tensor."""
+
 def inspect(data: bytes) -> str:
     """`pgq inspect --json` without `file`, as JSON text."""
 

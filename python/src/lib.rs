@@ -251,6 +251,50 @@ fn load<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Loaded<'py>>> {
         .collect()
 }
 
+/// A quantized tensor's stored form: name, shape, bits, group size (0 = one
+/// scale per row), the codes (one `i8` per element, row-major) and the
+/// scales (little-endian fp16, `scales[row * groups + group]`).
+type Codes<'py> = (
+    String,
+    Vec<u64>,
+    u8,
+    u32,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
+/// The codes and scales of every quantized tensor of a `.pgq` file, in file
+/// order (kept tensors are left out): what a serializer of the same codes
+/// needs, without dequantizing.
+#[pyfunction]
+fn codes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Codes<'py>>> {
+    let archive = py
+        .detach(|| read(data, &ReadOptions::default()))
+        .map_err(|e| format_error(py, e))?;
+    let mut out = Vec::new();
+    for t in &archive.tensors {
+        if let pgq_format::TensorData::Quantized {
+            bits,
+            group_size,
+            codes,
+            scales,
+        } = &t.data
+        {
+            let code_bytes: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
+            let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+            out.push((
+                t.name.clone(),
+                t.shape.clone(),
+                *bits,
+                *group_size,
+                PyBytes::new(py, &code_bytes),
+                PyBytes::new(py, &scale_bytes),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// `pgq inspect --json` of a `.pgq` file (without `file`), as JSON.
 #[pyfunction]
 fn inspect(py: Python<'_>, data: &[u8]) -> PyResult<String> {
@@ -315,6 +359,7 @@ fn _pgq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UsageError", py.get_type::<UsageError>())?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(codes, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(tensor_digest, m)?)?;

@@ -155,3 +155,36 @@ def test_inspect_and_verify_return_the_clis_reports(tmp_path, pgq_cli):
     assert "digest" in ids
     over = pgq.verify(artifact, cap=100)
     assert over["status"] == "fail"
+
+
+def test_codes_times_scales_is_what_load_returns():
+    model = small_model()
+    recipe = """
+[[rule]]
+match = "*"
+max_elements = 65536
+keep = true
+[[rule]]
+match = "tok_emb.weight"
+bits = 8
+clip = { sdclip = 20.0 }
+[[rule]]
+match = "*"
+bits = 5
+group_size = 64
+clip = "absmax"
+"""
+    artifact = pgq.quantize(model, recipe=recipe, progress=False)
+    stored = pgq.codes(artifact)
+    loaded = artifact.load()
+    assert list(stored) == ["tok_emb.weight", "blocks.0.attn.c_q.weight", "blocks.0.mlp.fc.weight"]
+    for name, c in stored.items():
+        assert c.codes.dtype == np.int8 and c.codes.shape == model[name].shape
+        limit = 2 ** (c.bits - 1) - 1
+        assert np.abs(c.codes.astype(np.int16)).max() <= limit
+        group = c.group_size or c.codes.shape[1]
+        assert c.scales.shape == (c.codes.shape[0], -(-c.codes.shape[1] // group))
+        scales = np.repeat(c.scales.astype(np.float32), group, axis=1)[:, : c.codes.shape[1]]
+        np.testing.assert_array_equal(c.codes.astype(np.float32) * scales, loaded[name])
+    assert stored["tok_emb.weight"].bits == 8 and stored["tok_emb.weight"].group_size == 0
+    assert stored["blocks.0.mlp.fc.weight"].bits == 5 and stored["blocks.0.mlp.fc.weight"].group_size == 64
