@@ -13,6 +13,7 @@ split, held-out from the validation split.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from pathlib import Path
@@ -86,11 +87,11 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
 
     calibration, held_out = batches(texts_calibration), batches(texts_held_out)
 
-    def embed():
+    def embed(m):
         out = []
         with torch.no_grad():
             for b in held_out:
-                hidden = model(**b).last_hidden_state
+                hidden = m(**b).last_hidden_state
                 mask = b["attention_mask"].unsqueeze(-1).float()
                 out.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
         return torch.cat(out)
@@ -100,7 +101,7 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
         sim.fill_diagonal_(-2)
         return sim.argmax(-1)
 
-    reference = embed()
+    reference = embed(model)
     float_state = {k: v.clone() for k, v in pgq.torch.weights(model).items()}
     params = sum(v.numel() for v in float_state.values())
     hessians = {}
@@ -123,9 +124,10 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
             results.append(dict(method=label, family=family, bits=bits, error=str(e)))
             continue
         seconds = time.perf_counter() - started
-        pgq.torch.load_into(model, artifact)
-        quantized = embed()
-        _restore(model, float_state)
+        qmodel = copy.deepcopy(model)
+        pgq.torch.load_into(qmodel, artifact)
+        quantized = embed(qmodel)
+        del qmodel
         cosine = float((reference * quantized).sum(-1).mean())
         agreement = float((neighbours(reference) == neighbours(quantized)).float().mean())
         results.append(dict(method=label, family=family, bits=bits, bytes=len(artifact),
@@ -134,17 +136,6 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
         log(f"  minilm {label:<40} {len(artifact):>11,} B  cosine {cosine:.4f}  top-1 {agreement:.3f}")
     return {"parameters": params, "held_out_sentences": len(texts_held_out),
             "calibration_sentences": len(texts_calibration), "results": results}
-
-
-def _restore(model, state):
-    import torch
-
-    import pgq.torch
-
-    targets = pgq.torch.weights(model)
-    with torch.no_grad():
-        for name, value in state.items():
-            targets[name].copy_(value)
 
 
 def texts(entries: list[str], calibration=256, held_out=512, val_every=10):

@@ -96,9 +96,10 @@ def main(argv=None) -> int:
 
     import data
     import methods as M
+    import minilm
     import report
     import train
-    from model import SIZES, Config
+    from model import SIZES
 
     import pgq
     import pgq.torch
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
         log(f"[{i}/{len(chosen)}] {method.name:<32} {len(artifact):>10,} B  val_bpb {bpb:.4f} "
             f"({bpb - float_bpb:+.4f})  {seconds:5.1f} s  status quo {sq:,} B")
 
-    budget = (round(CHALLENGE_BYTES * params / challenge_parameters(Config, SIZES))
+    budget = (round(CHALLENGE_BYTES * params / challenge_parameters())
               if args.budget == "auto" else int(args.budget))
     out = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -198,10 +199,8 @@ def main(argv=None) -> int:
         "budget": report.budget_view(results, budget),
     }
 
-    minilm_dir = None if args.minilm == "none" else __import__("minilm").find(args.minilm, REPO)
+    minilm_dir = None if args.minilm == "none" else minilm.find(args.minilm, REPO)
     if minilm_dir is not None:
-        import minilm
-
         log(f"MiniLM ({minilm_dir})")
         calibration, held_out = minilm.texts(data.entries(args.cache / "corpus"),
                                              *((32, 64) if args.quick else (256, 512)))
@@ -226,12 +225,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def challenge_parameters(Config, SIZES) -> int:
+def challenge_parameters() -> int:
     """The 36M model's parameters (pgq demo's shape at the challenge's
     vocabulary of 8,192)."""
-    import dataclasses as dc
+    from model import SIZES
 
-    return dc.replace(SIZES["gpu"], vocab=8192).parameters()
+    return dataclasses.replace(SIZES["gpu"], vocab=8192).parameters()
 
 
 if __name__ == "__main__":

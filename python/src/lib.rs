@@ -280,15 +280,26 @@ fn codes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Codes<'py>>> {
             scales,
         } = &t.data
         {
-            let code_bytes: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
-            let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+            // One copy each, straight into the Python bytes.
+            let code_bytes = PyBytes::new_with(py, codes.len(), |out: &mut [u8]| {
+                for (o, &c) in out.iter_mut().zip(codes) {
+                    *o = c as u8;
+                }
+                Ok(())
+            })?;
+            let scale_bytes = PyBytes::new_with(py, scales.len() * 2, |out: &mut [u8]| {
+                for (o, s) in out.chunks_exact_mut(2).zip(scales) {
+                    o.copy_from_slice(&s.to_le_bytes());
+                }
+                Ok(())
+            })?;
             out.push((
                 t.name.clone(),
                 t.shape.clone(),
                 *bits,
                 *group_size,
-                PyBytes::new(py, &code_bytes),
-                PyBytes::new(py, &scale_bytes),
+                code_bytes,
+                scale_bytes,
             ));
         }
     }
