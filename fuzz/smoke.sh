@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Smoke-fuzz both targets, on one core: `read` (the .pgq reader, seeded
-# with the conformance vectors under 16 KiB) and `quantize_input` (the
+# Smoke-fuzz the three targets, on one core: `read` (the .pgq reader,
+# seeded with the conformance vectors under 16 KiB), `quantize_input` (the
 # safetensors checkpoint, recipe and globs that `pgq quantize` reads, seeded
-# with fuzz/seeds/quantize_input/), each for N seconds (default 60).
+# with fuzz/seeds/quantize_input/) and `rans` (the rANS codec alone, seeded
+# with fuzz/seeds/rans/), each for N seconds (default 60).
 # Exits non-zero if the build fails or libFuzzer reports a crash, a timeout
 # or an out-of-memory; the failing input is left in fuzz/artifacts/TARGET/
 # and printed in hex.
@@ -32,25 +33,28 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 shift $(( $# > 0 ? 1 : 0 ))
-if [ $# -gt 0 ]; then targets=("$@"); else targets=(read quantize_input); fi
+if [ $# -gt 0 ]; then targets=("$@"); else targets=(read quantize_input rans); fi
 
-mkdir -p corpus/read corpus/quantize_input
+mkdir -p corpus/read corpus/quantize_input corpus/rans
 # The multi-MiB vectors would slow every run: libFuzzer sizes inputs by the
 # largest seed.
 find ../spec/vectors/positive ../spec/vectors/negative -name '*.pgq' -size -16k \
     -exec cp {} corpus/read/ \;
 cp seeds/quantize_input/* corpus/quantize_input/
+cp seeds/rans/* corpus/rans/
 
 cargo fuzz build -s "$sanitizer"
 
 for target in "${targets[@]}"; do
     dict=pgq.dict
     [ "$target" = read ] || dict="$target.dict"
+    dict_flag=()
+    [ -f "$dict" ] && dict_flag=(-dict="$dict")
     rm -rf "artifacts/$target"
     status=0
     # shellcheck disable=SC2086 # PGQ_FUZZ_ARGS is a list of flags
     cargo fuzz run -s "$sanitizer" "$target" "corpus/$target" -- \
-        -dict="$dict" \
+        "${dict_flag[@]}" \
         -max_total_time="$seconds" \
         -timeout=25 \
         -rss_limit_mb=2048 \

@@ -38,6 +38,8 @@ mod header;
 pub mod limits;
 pub mod pack;
 mod parallel;
+pub mod rans;
+mod rans_model;
 pub mod raw;
 mod reader;
 pub mod summary;
@@ -46,14 +48,20 @@ pub mod types;
 mod writer;
 mod zstd_frame;
 
-pub use codec::{decode as decode_section, encode as encode_section, Compression};
+pub use codec::{
+    decode as decode_section, encode as encode_section, encode_section_content, Compression,
+    SectionContent, DEFAULT_COMPRESSION,
+};
 pub use digest::{decode_digest, DECODE_DIGEST_KEY};
 pub use error::{ErrorKind, FormatError, WriteError};
+pub use rans_model::expected_bytes as rans_expected_bytes;
 pub use reader::{read, read_header, Archive, ReadOptions};
 pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
 pub use tensor::{dequantize_codes, Tensor, TensorData};
 pub use types::{Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorEntry};
-pub use writer::{write, write_raw, Grouping, LayoutChoice, WriteOptions, DEFAULT_SPLIT_BYTES};
+pub use writer::{
+    write, write_raw, Grouping, LayoutChoice, WriteOptions, DEFAULT_SPLIT_BYTES, RANS_SPLIT_BYTES,
+};
 
 pub use half;
 

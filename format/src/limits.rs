@@ -7,8 +7,12 @@
 pub const MAGIC: [u8; 8] = [0x89, b'P', b'G', b'Q', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The major version this crate reads and writes.
 pub const MAJOR_VERSION: u16 = 1;
-/// The minor version this crate writes.
+/// The minor version this crate writes when no section uses a codec of a
+/// later minor version.
 pub const MINOR_VERSION: u16 = 0;
+/// The minor version that added the rANS codec (3): the writer writes it
+/// when a section uses rANS, so a v1.0 reader knows why it cannot decode.
+pub const MINOR_VERSION_RANS: u16 = 1;
 
 /// Bytes before the header body: magic, major, minor, header_len.
 pub const PREAMBLE_LEN: u64 = 16;
@@ -34,3 +38,6 @@ pub const MAX_BITS: u8 = 8;
 /// The spec's ceiling on the sum of all decoded section lengths (64 GiB).
 /// Readers may set a lower one ([`crate::ReadOptions::max_decoded_bytes`]).
 pub const MAX_DECODED_TOTAL: u64 = 1 << 36;
+/// The most frequency tables one rANS stream may hold (its table indices
+/// are bytes). It also bounds a decoder's slot maps to 256 x 2^16 bytes.
+pub const MAX_RANS_TABLES: usize = 256;

@@ -11,6 +11,8 @@ pub enum Codec {
     Raw = 0,
     Zstd = 1,
     Brotli = 2,
+    /// Added in format 1.1.
+    Rans = 3,
 }
 
 impl Codec {
@@ -19,6 +21,7 @@ impl Codec {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
             2 => Some(Codec::Brotli),
+            3 => Some(Codec::Rans),
             _ => None,
         }
     }
@@ -27,6 +30,7 @@ impl Codec {
             Codec::Raw => "raw",
             Codec::Zstd => "zstd",
             Codec::Brotli => "brotli",
+            Codec::Rans => "rans",
         }
     }
 }

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::codec::{encode, Compression};
+use crate::codec::{encode_section_content, Compression, SectionContent};
 use crate::error::WriteError;
 use crate::limits::*;
 use crate::pack::{first_out_of_range, pack_codes, to_planes, Bits};
+use crate::rans::Part;
 use crate::raw::{RawFile, RawMeta, RawSection, RawTensor};
 use crate::tensor::{Tensor, TensorData};
 use crate::types::{
@@ -51,20 +52,40 @@ pub struct WriteOptions {
     pub split_bytes: u64,
 }
 
-/// The default of [`WriteOptions::split_bytes`]: 8 MiB, which splits the
-/// int6 codes of a 36M-parameter model into four sections.
+/// The default of [`WriteOptions::split_bytes`] for brotli, zstd and raw:
+/// 8 MiB, which splits the int6 codes of a 36M-parameter model into four
+/// sections that brotli-11 compresses in parallel.
 pub const DEFAULT_SPLIT_BYTES: u64 = 8 << 20;
 
+/// The default of [`WriteOptions::split_bytes`] for rANS and auto: 64 MiB.
+/// rANS codes 100+ MB/s on one core, so it needs no parallelism, and a
+/// decoder vectorised over lanes (the Python reference) takes a number of
+/// steps per section, not per byte: fewer, larger sections decode faster.
+pub const RANS_SPLIT_BYTES: u64 = 64 << 20;
+
+impl WriteOptions {
+    /// The default options with `compression` and its default split.
+    pub fn with_compression(compression: Compression) -> WriteOptions {
+        WriteOptions {
+            compression,
+            split_bytes: match compression {
+                Compression::Rans | Compression::Auto { .. } => RANS_SPLIT_BYTES,
+                _ => DEFAULT_SPLIT_BYTES,
+            },
+            ..WriteOptions::default()
+        }
+    }
+}
+
 impl Default for WriteOptions {
+    /// Auto compression (rANS, brotli-11 or zstd-19 per section), streams
+    /// grouped, auto layout, 64 MiB sections.
     fn default() -> Self {
         WriteOptions {
-            compression: Compression::Brotli {
-                quality: 11,
-                lgwin: 24,
-            },
+            compression: crate::codec::DEFAULT_COMPRESSION,
             grouping: Grouping::ByStream,
             layout: LayoutChoice::Auto,
-            split_bytes: DEFAULT_SPLIT_BYTES,
+            split_bytes: RANS_SPLIT_BYTES,
         }
     }
 }
@@ -220,6 +241,8 @@ struct SectionBuilder {
     /// For each section: the stream it holds.
     keys: Vec<StreamKey>,
     decoded: Vec<Vec<u8>>,
+    /// For each section: its regions, as the rANS model sees them.
+    content: Vec<SectionContent>,
     /// A stream's section is closed before it would exceed this many
     /// decoded bytes (0 = never), at a tensor boundary.
     split_bytes: u64,
@@ -228,13 +251,18 @@ struct SectionBuilder {
 impl SectionBuilder {
     /// Appends `bytes` to the open section of `key` (opening one if there
     /// is none, or if the open one is full), returning its region.
-    fn push(&mut self, key: StreamKey, bytes: &[u8]) -> Region {
+    /// `cols` is the row length of one-byte codes, 0 for anything else.
+    fn push(&mut self, key: StreamKey, bytes: &[u8], cols: Option<u64>) -> Region {
         let open = self.keys.iter().rposition(|k| *k == key);
         let index = match open {
             Some(i) if !self.is_full(i, bytes.len()) => i,
             _ => {
                 self.keys.push(key);
                 self.decoded.push(Vec::new());
+                self.content.push(SectionContent {
+                    parts: Vec::new(),
+                    all_codes: true,
+                });
                 self.keys.len() - 1
             }
         };
@@ -245,6 +273,12 @@ impl SectionBuilder {
             len: bytes.len() as u64,
         };
         buf.extend_from_slice(bytes);
+        let content = &mut self.content[index];
+        content.all_codes &= cols.is_some();
+        content.parts.push(Part {
+            len: bytes.len(),
+            cols: cols.map_or(0, |c| usize::try_from(c).unwrap_or(0)),
+        });
         region
     }
 
@@ -303,6 +337,7 @@ pub fn write_raw(
     let mut sections = SectionBuilder {
         keys: Vec::new(),
         decoded: Vec::new(),
+        content: Vec::new(),
         split_bytes: options.split_bytes,
     };
     let mut raw_tensors = Vec::with_capacity(tensors.len());
@@ -328,9 +363,12 @@ pub fn write_raw(
                     _ => (Layout::Bytes, codes.iter().map(|&c| c as u8).collect()),
                 };
                 let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
-                let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes);
+                // One-byte codes tell the rANS model their row length, so
+                // that columns can have tables of their own.
+                let cols = (layout == Layout::Bytes).then_some(rows_cols(&t.shape).1);
+                let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes, cols);
                 let scales_region =
-                    sections.push(key(StreamKey::Scales), &to_planes(&scale_bytes, 2));
+                    sections.push(key(StreamKey::Scales), &to_planes(&scale_bytes, 2), None);
                 let q = QuantFields {
                     bits: *bits,
                     layout: layout as u8,
@@ -344,21 +382,21 @@ pub fn write_raw(
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 (
                     None,
-                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 2))],
+                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 2), None)],
                 )
             }
             TensorData::Bf16(v) => {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 (
                     None,
-                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 2))],
+                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 2), None)],
                 )
             }
             TensorData::F32(v) => {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 (
                     None,
-                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 4))],
+                    vec![sections.push(key(StreamKey::Passthrough), &to_planes(&bytes, 4), None)],
                 )
             }
         };
@@ -377,14 +415,19 @@ pub fn write_raw(
         )));
     }
 
-    let stored = compress_all(&sections.decoded, options.compression)?;
-    let codec: Codec = options.compression.codec();
+    let stored = compress_all(&sections.decoded, &sections.content, options.compression)?;
+    let uses_rans = stored.iter().any(|(codec, _)| *codec == Codec::Rans);
     let mut file = RawFile {
+        minor: if uses_rans {
+            MINOR_VERSION_RANS
+        } else {
+            MINOR_VERSION
+        },
         sections: sections
             .decoded
             .iter()
             .zip(stored)
-            .map(|(decoded, stored)| RawSection {
+            .map(|(decoded, (codec, stored))| RawSection {
                 entry: SectionEntry {
                     codec: codec as u8,
                     reserved: [0; 3],
@@ -411,11 +454,17 @@ pub fn write_raw(
 
 /// Compresses sections on all cores, largest first. Each section is
 /// compressed on its own, so the bytes do not depend on the thread count.
-fn compress_all(decoded: &[Vec<u8>], compression: Compression) -> Result<Vec<Vec<u8>>, WriteError> {
+fn compress_all(
+    decoded: &[Vec<u8>],
+    content: &[SectionContent],
+    compression: Compression,
+) -> Result<Vec<(Codec, Vec<u8>)>, WriteError> {
+    let jobs: Vec<(&Vec<u8>, &SectionContent)> = decoded.iter().zip(content).collect();
+    let one = |(d, c): &(&Vec<u8>, &SectionContent)| encode_section_content(d, c, compression);
     if compression == Compression::Raw {
-        return decoded.iter().map(|d| encode(d, compression)).collect();
+        return jobs.iter().map(one).collect();
     }
-    crate::parallel::map_largest_first(decoded, |d| d.len(), |d| encode(d, compression))
+    crate::parallel::map_largest_first(&jobs, |(d, _)| d.len(), one)
         .into_iter()
         .collect()
 }

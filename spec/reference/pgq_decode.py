@@ -6,8 +6,32 @@ import numpy as np
 def _f(m):
     raise ValueError('pgq: ' + m)
 
-def _pl(b, w, t):  # byte planes -> values of dtype t
+def _pl(b, w, t):  # byte planes -> dtype t
     return np.frombuffer(b, np.uint8).reshape(w, -1).T.copy().view(t).ravel()
+
+def _rans(s, n):  # FORMAT.md 5.5, vectorised over lanes
+    P, K, T, ns = struct.unpack_from('<BHHI', s); o = 9; M = 1 << P; L = 65536; F = []; t = []; z = 0; u = b''
+    if not (0 < P < 17 and K and 0 < T < 257 and ns): _f('rans')
+    for _ in range(T):
+        m = np.unpackbits(np.frombuffer(s, np.uint8, 32, o), bitorder='little') > 0; c = m.sum(); o += 32
+        f = np.zeros(256, np.int64); f[m] = np.frombuffer(s, '<u2', c, o); f[m] += 1; o += 2 * c; F += [f]
+        if not c or f.sum() != M: _f('rans table')
+    for _ in range(ns):
+        l, c = struct.unpack_from('<QI', s, o); m = np.frombuffer(s, np.uint8, c, o + 12); o += 12 + c; z += l
+        if not 0 < c <= l or m.max() >= T or z > n: _f('rans segment')
+        t += [np.tile(m.astype(np.int32), -(-l // c))[:l]]; u += m.tobytes()
+    x = np.frombuffer(s, '<u4', K, o).astype(np.int64); W = s[o + 4 * K:]
+    if z != n or len(set(u)) < T or (x < L).any() or len(W) % 2: _f('rans')
+    F = np.ravel(F); E = np.repeat((F << 32) - np.cumsum(F) + F, F) + np.arange(T * M)
+    Y = np.repeat(np.tile(np.arange(256, dtype=np.uint8), T), F); t = np.concatenate(t) * M
+    W = np.frombuffer(W, '<u2').astype(np.int64); d = np.empty(n, np.uint8); w = 0
+    for a in range(0, n, K):
+        y = x[:n - a]; i = t[a:a + K] + (y & (M - 1)); r = E[i]; y >>= P; y *= r >> 32; y += r & 0xFFFFFFFF
+        j = y < L; c = np.count_nonzero(j)
+        if w + c > len(W): _f('rans')
+        y[j] = y[j] << 16 | W[w:w + c]; w += c; d[a:a + K] = Y[i]
+    if w < len(W) or (x != L).any(): _f('rans')
+    return d
 
 def load(src):
     b = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, 'rb').read()
@@ -27,19 +51,20 @@ def load(src):
         if a != o or z != bytes(3) or len(s) != sl: _f('section %d layout' % i)
         o += sl
         if c == 0: d = s
-        elif c == 1:  # one frame: no skippable frame, dictionary or reserved bit, window <= 2^27
+        elif c == 1:  # 1 frame; no skippable, dictionary, reserved bit; window <= 2^27
             import zstandard as Z; P = Z.get_frame_parameters(s)
             if s[:4] != b'(\xb5/\xfd' or s[4] & 11 or P.window_size > 1 << 27 or P.content_size not in (dl, 2**64 - 1):
                 _f('section %d zstd frame' % i)
             d = Z.ZstdDecompressor().decompress(s, max_output_size=dl, allow_extra_data=False)
         elif c == 2:
             import brotli; d = brotli.decompress(s)
+        elif c == 3: d = _rans(s, dl).tobytes()
         else: _f('section %d codec' % i)
         if len(d) != dl or zlib.crc32(d) != crc: _f('section %d size/crc' % i)
         S.append(d)
     if o != len(b): _f('trailing bytes')
     y = b''
-    for i in range(nm):  # metadata: check key order and UTF-8, skip values
+    for i in range(nm):  # metadata: key order, UTF-8
         k, = r('H'); x = h[p:p + k]; p += k; t, = r('B'); x.decode()
         if not x or x <= y: _f('metadata[%d].key' % i)
         if t in (4, 5): k, = r('I'); t > 4 or h[p:p + k].decode(); p += k
@@ -63,7 +88,7 @@ def load(src):
             bt, ly, sd, z, G = r('4BI'); m = 2 ** (bt - 1) - 1
             if not 1 < bt < 9 or ly > 1 or ly and bt > 7 or sd != 1 or z or G > C: _f(nm + ' quant')
             q = g(-(-N * bt // 8) if ly else N)
-            if ly:  # LSB-first stream of bt-bit fields
+            if ly:  # LSB-first bt-bit fields
                 u = np.unpackbits(np.frombuffer(q, np.uint8), bitorder='little')
                 if u[N * bt:].any(): _f(nm + ' padding')
                 u = u[:N * bt].reshape(N, bt); v = np.zeros(N, np.uint8)
@@ -82,7 +107,7 @@ def load(src):
         else: _f(nm + ' kind')
         out[nm] = w.reshape(sh)
     if p != e: _f('header_len')
-    T.sort(); q = [0] * ns  # regions tile each section
+    T.sort(); q = [0] * ns  # regions tile sections
     for x, a, l in T:
         if a != q[x]: _f('section %d tiling' % x)
         q[x] += l

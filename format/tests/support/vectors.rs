@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use pgq_format::half::{bf16, f16};
+use pgq_format::rans::{self, raw_stream as rans_stream, Part};
 use pgq_format::raw::RawFile;
 use pgq_format::types::{Counts, QuantFields, Region};
 use pgq_format::{
@@ -37,9 +38,12 @@ const BROTLI: Compression = Compression::Brotli {
     lgwin: 22,
 };
 
+/// The writer's options with `compression` and the 8 MiB split the
+/// vectors were first made with (so that they stay byte for byte).
 fn opts(compression: Compression) -> WriteOptions {
     WriteOptions {
         compression,
+        split_bytes: pgq_format::DEFAULT_SPLIT_BYTES,
         ..WriteOptions::default()
     }
 }
@@ -360,7 +364,167 @@ pub fn positives() -> Vec<Positive> {
         large_model(&mut rng),
         |d| zstd_frame(d, true, true),
     ));
+    rans_positives(&mut rng, &mut v);
     v
+}
+
+// ------------------------------------------------------------ rANS (§5.5)
+
+/// A matrix of codes whose columns differ in spread: narrow columns hold
+/// -1..=1, wide ones the whole range, so the writer gives classes of
+/// columns tables of their own (a map of period `cols`).
+fn columned(rng: &mut Rng, name: &str, rows: u64, cols: u64, bits: u8) -> Tensor {
+    let max = (1i64 << (bits - 1)) - 1;
+    let codes = (0..rows * cols)
+        .map(|i| {
+            let spread = 1 + (i % cols * 7 % cols) * max as u64 / cols;
+            ((rng.next() % (2 * spread + 1)) as i64 - spread as i64) as i8
+        })
+        .collect();
+    per_row_matrix(rng, name, rows, cols, bits, codes)
+}
+
+/// A `rows x cols` tensor of `codes` with a random scale per row.
+fn per_row_matrix(
+    rng: &mut Rng,
+    name: &str,
+    rows: u64,
+    cols: u64,
+    bits: u8,
+    codes: Vec<i8>,
+) -> Tensor {
+    Tensor {
+        name: name.into(),
+        shape: vec![rows, cols],
+        data: TensorData::Quantized {
+            bits,
+            group_size: 0,
+            codes,
+            scales: (0..rows).map(|_| rng.scale()).collect(),
+        },
+    }
+}
+
+/// A matrix of int6 codes drawn uniformly from `-spread..=spread`.
+fn spread(rng: &mut Rng, name: &str, rows: u64, cols: u64, spread: u64) -> Tensor {
+    let mut t = quantized(rng, name, &[rows, cols], 6, 0);
+    if let TensorData::Quantized { codes, .. } = &mut t.data {
+        for c in codes.iter_mut() {
+            *c = (rng.next() % (2 * spread + 1)) as i8 - spread as i8;
+        }
+    }
+    t
+}
+
+/// Tensors whose every code is `code`: a rANS table of one symbol, which
+/// costs no words at all.
+fn constant(rng: &mut Rng, name: &str, shape: &[u64], bits: u8, code: i8) -> Tensor {
+    let mut t = quantized(rng, name, shape, bits, 0);
+    if let TensorData::Quantized { codes, .. } = &mut t.data {
+        codes.iter_mut().for_each(|c| *c = code);
+    }
+    t
+}
+
+/// `tensors` written with every section in rANS with `lanes` lanes, one
+/// segment per section and one table (the writer's own rule gives at least
+/// 32 lanes; these exercise what any encoder may choose).
+fn rans_with_lanes(tensors: &[Tensor], lanes: usize) -> RawFile {
+    let options = WriteOptions {
+        compression: Compression::Raw,
+        layout: LayoutChoice::Bytes,
+        ..WriteOptions::default()
+    };
+    let mut f = write_raw(tensors, &BTreeMap::new(), &options).expect("valid content");
+    for s in &mut f.sections {
+        let part = Part {
+            len: s.stored.len(),
+            cols: 0,
+        };
+        s.stored = rans::encode(&s.stored, &[part], lanes);
+        s.entry.codec = 3;
+        s.entry.stored_len = s.stored.len() as u64;
+    }
+    f.minor = 1;
+    f.place_sections();
+    f
+}
+
+fn rans_positives(rng: &mut Rng, v: &mut Vec<Positive>) {
+    let none = BTreeMap::new;
+    let rans = WriteOptions::with_compression(Compression::Rans);
+    v.push(positive(
+        "rans_tables_per_tensor",
+        "rANS for every section (minor version 1): int6 tensors of different spreads share a section of codes; the two large ones get tables of their own, the two small ones share a pooled table (one segment); scales and f16 values are rANS too",
+        vec![
+            spread(rng, "narrow", 64, 64, 1),
+            spread(rng, "wide", 64, 64, 31),
+            quantized(rng, "small.a", &[8, 40], 6, 16),
+            quantized(rng, "small.b", &[4, 40], 6, 0),
+            f16s(rng, "norm", &[40]),
+        ],
+        none(),
+        rans,
+    ));
+    v.push(positive(
+        "rans_column_classes",
+        "a 256 x 512 int6 matrix whose columns differ in spread: its segment has a map of period 512 naming column-class tables",
+        vec![columned(rng, "mlp.fc.weight", 256, 512, 6)],
+        none(),
+        rans,
+    ));
+    v.push(positive(
+        "rans_one_symbol",
+        "every code the same: tables of one symbol with frequency 2^16, no words",
+        vec![
+            constant(rng, "zeros", &[8, 16], 6, 0),
+            constant(rng, "ones", &[3, 5], 8, -1),
+        ],
+        none(),
+        rans,
+    ));
+    let all: Vec<f32> = (0..2000u32)
+        .map(|i| f32::from_bits(0x3000_0000 | (i.wrapping_mul(2654435761) & 0x0FFF_FFFF)))
+        .collect();
+    v.push(positive(
+        "rans_all_symbols",
+        "f32 values whose byte planes use all 256 byte values: the largest alphabet",
+        vec![Tensor {
+            name: "f32".into(),
+            shape: vec![2000],
+            data: TensorData::F32(all),
+        }],
+        none(),
+        rans,
+    ));
+    let model = vec![quantized(rng, "w", &[10, 10], 8, 0), f16s(rng, "b", &[3])];
+    let f = rans_with_lanes(&model, 7);
+    v.push(Positive {
+        name: "rans_lanes_not_dividing",
+        about: "7 lanes over sections of 100 codes (lanes 2 to 6 code one byte fewer), 20 scale bytes and 6 value bytes (lane 6 codes nothing)",
+        tensors: model,
+        metadata: none(),
+        bytes: f.to_bytes(),
+    });
+    let model = vec![quantized(rng, "w", &[1, 3], 6, 0)];
+    let f = rans_with_lanes(&model, 1);
+    v.push(Positive {
+        name: "rans_one_lane",
+        about: "a single lane: plain (non-interleaved) rANS",
+        tensors: model,
+        metadata: none(),
+        bytes: f.to_bytes(),
+    });
+    v.push(positive(
+        "auto_mixed_codecs",
+        "the default codec, auto: rANS for the codes, brotli where it is smaller (a small, repetitive section)",
+        vec![
+            spread(rng, "w", 128, 128, 12),
+            Tensor { name: "ln".into(), shape: vec![256], data: TensorData::F16(vec![f16::ONE; 256]) },
+        ],
+        none(),
+        WriteOptions::default(),
+    ));
 }
 
 /// Codes that repeat a block of a little over 48 KiB, changing a few codes
@@ -380,16 +544,7 @@ fn large_quantized(rng: &mut Rng, name: &str, rows: u64, cols: u64, bits: u8) ->
         }
     }
     codes.truncate(n);
-    Tensor {
-        name: name.into(),
-        shape: vec![rows, cols],
-        data: TensorData::Quantized {
-            bits,
-            group_size: 0,
-            codes,
-            scales: (0..rows).map(|_| rng.scale()).collect(),
-        },
-    }
+    per_row_matrix(rng, name, rows, cols, bits, codes)
 }
 
 fn large_model(rng: &mut Rng) -> Vec<Tensor> {
@@ -1470,7 +1625,71 @@ pub fn negatives() -> Vec<Negative> {
         f,
         true,
     ));
+    rans_negatives(&mut v);
     v
+}
+
+/// A file whose section 0 (64 int8 codes, rANS) stores `stream` instead of
+/// its own; the section's decoded length (64) and CRC stay those of the
+/// real codes.
+fn rans_neg(
+    name: &'static str,
+    error: ErrorKind,
+    about: &'static str,
+    stream: Vec<u8>,
+) -> Negative {
+    let mut rng = Rng::new(0xBAD_0005);
+    let tensors = [quantized(&mut rng, "w", &[4, 16], 8, 0)];
+    let options = WriteOptions::with_compression(Compression::Rans);
+    let mut f = write_raw(&tensors, &BTreeMap::new(), &options).expect("valid");
+    set_stored(&mut f, 0, stream);
+    neg(name, error, about, f, true)
+}
+
+fn rans_negatives(v: &mut Vec<Negative>) {
+    use ErrorKind::*;
+    const L: u32 = 1 << 16;
+    // One symbol (0) of frequency 16 = 2^4: 64 zeros, no words.
+    let zero: &[(u8, u32)] = &[(0, 16)];
+    let ok =
+        |states: &[u32], words: &[u8]| rans_stream(4, 1, &[zero], &[(64, &[0])], states, words);
+    let fixed_fields = |p: u8, lanes: u16, tables: u16, segments: u32| {
+        let mut s = ok(&[L], &[]);
+        s[0] = p;
+        s[1..3].copy_from_slice(&lanes.to_le_bytes());
+        s[3..5].copy_from_slice(&tables.to_le_bytes());
+        s[5..9].copy_from_slice(&segments.to_le_bytes());
+        s
+    };
+    let cases: Vec<(&'static str, ErrorKind, &'static str, Vec<u8>)> = vec![
+        ("rans_short", CodecError, "a rANS stream of 8 bytes, shorter than its 9 bytes of fixed fields", ok(&[L], &[])[..8].to_vec()),
+        ("rans_prob_bits_0", CodecError, "prob_bits 0 (1..=16 allowed)", fixed_fields(0, 1, 1, 1)),
+        ("rans_prob_bits_17", CodecError, "prob_bits 17: frequencies out of 2^17 do not fit the 16-bit state arithmetic", fixed_fields(17, 1, 1, 1)),
+        ("rans_lanes_0", CodecError, "lanes 0", fixed_fields(4, 0, 1, 1)),
+        ("rans_tables_0", CodecError, "table_count 0", fixed_fields(4, 1, 0, 1)),
+        ("rans_tables_257", CodecError, "table_count 257: map entries are bytes, so at most 256 tables", fixed_fields(4, 1, 257, 1)),
+        ("rans_segments_0", CodecError, "segment_count 0", fixed_fields(4, 1, 1, 0)),
+        ("rans_table_cut", CodecError, "the stream ends inside the first table's bitmap", ok(&[L], &[])[..20].to_vec()),
+        ("rans_table_empty", CodecError, "a table whose bitmap names no symbol", rans_stream(4, 1, &[&[]], &[(64, &[0])], &[L], &[])),
+        ("rans_table_sum", CodecError, "a table whose frequencies sum to 15, not 2^4", rans_stream(4, 1, &[&[(0, 15)]], &[(64, &[0])], &[L], &[])),
+        ("rans_segment_cut", CodecError, "the stream ends inside the segment's length", ok(&[L], &[])[..9 + 34 + 5].to_vec()),
+        ("rans_segment_empty", CodecError, "a segment of length 0", rans_stream(4, 1, &[zero], &[(0, &[0]), (64, &[0])], &[L], &[])),
+        ("rans_segment_period", CodecError, "a segment of 64 bytes with period 65", rans_stream(4, 1, &[zero], &[(64, &[0; 65])], &[L], &[])),
+        ("rans_segment_map", CodecError, "a map entry names table 1 of 1", rans_stream(4, 1, &[zero], &[(64, &[1])], &[L], &[])),
+        ("rans_segments_long", SizeMismatch, "the segments cover 65 bytes, the section declares 64", rans_stream(4, 1, &[zero], &[(65, &[0])], &[L], &[])),
+        ("rans_segments_short", SizeMismatch, "the segments cover 63 bytes, the section declares 64", rans_stream(4, 1, &[zero], &[(63, &[0])], &[L], &[])),
+        ("rans_table_unused", CodecError, "two tables, only the first named by a map", rans_stream(4, 1, &[zero, zero], &[(64, &[0])], &[L], &[])),
+        ("rans_state_cut", CodecError, "two lanes, the stream ends inside the second state", rans_stream(4, 2, &[zero], &[(64, &[0])], &[L], &[])),
+        ("rans_state_low", CodecError, "a lane state of 65535, below 2^16", ok(&[L - 1], &[])),
+        ("rans_words_odd", CodecError, "one byte left for the words: not a whole 16-bit word", ok(&[L], &[0])),
+        ("rans_words_missing", CodecError, "two symbols of frequency 8/16: every byte costs a bit, so the lane needs words the stream does not have", rans_stream(4, 1, &[&[(0, 8), (1, 8)]], &[(64, &[0])], &[L], &[])),
+        ("rans_words_left", CodecError, "a word follows the last decoded byte", ok(&[L], &[0, 0])),
+        ("rans_final_state", CodecError, "the lane starts (and, with a table of one symbol, ends) in 2^16 + 1, not 2^16", ok(&[L + 1], &[])),
+        ("rans_section_crc", SectionCrc, "a valid rANS stream of 64 zero bytes in a section whose CRC is that of the real codes", ok(&[L], &[])),
+    ];
+    for (name, error, about, stream) in cases {
+        v.push(rans_neg(name, error, about, stream));
+    }
 }
 
 /// A raw file of one passthrough tensor of 3 values of `dtype`, value 1

@@ -1,0 +1,339 @@
+//! The writer's choice of a rANS model for one section: which parts get a
+//! table of their own, which share a pooled one, and which matrices split
+//! their columns into classes. Every choice is made on the coded size (the
+//! ideal size under the normalised frequencies, which the coder meets to
+//! within its lane states, plus the bytes of tables and maps), so the
+//! result is deterministic and never larger than one pooled table.
+
+use crate::limits::MAX_RANS_TABLES;
+use crate::rans::{Model, Part};
+
+type Counts = [u64; 256];
+
+/// Bytes a table costs in the stream: its bitmap and a u16 per symbol.
+fn table_bytes(counts: &Counts) -> f64 {
+    32.0 + 2.0 * counts.iter().filter(|&&c| c > 0).count() as f64
+}
+
+/// Bytes a segment costs besides its symbols: length, period and map.
+fn segment_bytes(period: usize) -> f64 {
+    12.0 + period as f64
+}
+
+fn histogram(data: &[u8]) -> Counts {
+    let mut c = [0u64; 256];
+    for &b in data {
+        c[b as usize] += 1;
+    }
+    c
+}
+
+fn add(into: &mut Counts, from: &Counts) {
+    into.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+}
+
+/// Frequencies out of `2^p` for `counts` (at least one non-zero): every
+/// present symbol at least 1, the sum exactly `2^p`, rounded and then
+/// corrected one step at a time where a step costs the fewest bits.
+pub(crate) fn normalize(counts: &Counts, p: u32) -> [u32; 256] {
+    let total: u64 = counts.iter().sum();
+    let m = 1u64 << p;
+    let mut q = [0u32; 256];
+    let mut sum = 0u64;
+    for s in 0..256 {
+        if counts[s] > 0 {
+            let scaled = (counts[s] as u128 * m as u128 + total as u128 / 2) / total as u128;
+            q[s] = (scaled as u64).clamp(1, m) as u32;
+            sum += q[s] as u64;
+        }
+    }
+    // Bits gained by raising q[s] by one, or lost by lowering it.
+    let gain = |s: usize, q: &[u32; 256]| counts[s] as f64 * (1.0 / q[s] as f64).ln_1p();
+    let loss = |s: usize, q: &[u32; 256]| -(counts[s] as f64) * (-1.0 / q[s] as f64).ln_1p();
+    while sum < m {
+        let s = (0..256)
+            .filter(|&s| counts[s] > 0)
+            .max_by(|&a, &b| gain(a, &q).total_cmp(&gain(b, &q)).then(b.cmp(&a)))
+            .expect("at least one symbol");
+        q[s] += 1;
+        sum += 1;
+    }
+    while sum > m {
+        let s = (0..256)
+            .filter(|&s| q[s] > 1)
+            .min_by(|&a, &b| loss(a, &q).total_cmp(&loss(b, &q)).then(a.cmp(&b)))
+            .expect("more symbols than slots cannot happen for p >= 8");
+        q[s] -= 1;
+        sum -= 1;
+    }
+    q
+}
+
+/// Bits that `counts` cost under `freqs` out of `2^p`.
+fn coded_bits(counts: &Counts, freqs: &[u32; 256], p: u32) -> f64 {
+    counts
+        .iter()
+        .zip(freqs)
+        .filter(|(&c, _)| c > 0)
+        .map(|(&c, &f)| c as f64 * (p as f64 - (f as f64).log2()))
+        .sum()
+}
+
+/// Bytes of `counts` coded with a table of their own, that table included.
+fn own_bytes(counts: &Counts, p: u32) -> f64 {
+    coded_bits(counts, &normalize(counts, p), p) / 8.0 + table_bytes(counts)
+}
+
+/// A matrix part split into column classes: the class of each column and
+/// each class's counts.
+struct Classes {
+    map: Vec<u8>,
+    counts: Vec<Counts>,
+    bytes: f64,
+}
+
+/// Parts smaller than this never try column classes: a map of one byte per
+/// column and a table per class cannot pay for themselves.
+const MIN_CLASSED_LEN: usize = 1 << 16;
+
+/// The best split of a matrix's columns into 2, 4, 8 or 16 classes of
+/// similar spread (mean |code|), if one codes smaller than `single`.
+fn column_classes(data: &[u8], cols: usize, p: u32, single: f64) -> Option<Classes> {
+    if cols < 2 || data.len() < MIN_CLASSED_LEN || data.len() % cols != 0 || data.len() / cols < 2 {
+        return None;
+    }
+    // Per column: counts, and spread.
+    let mut col_counts = vec![[0u64; 256]; cols];
+    for row in data.chunks_exact(cols) {
+        for (c, &b) in row.iter().enumerate() {
+            col_counts[c][b as usize] += 1;
+        }
+    }
+    let spread: Vec<f64> = col_counts
+        .iter()
+        .map(|h| {
+            h.iter()
+                .enumerate()
+                .map(|(s, &n)| n as f64 * (s as u8 as i8 as f64).abs())
+                .sum()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..cols).collect();
+    order.sort_by(|&a, &b| spread[a].total_cmp(&spread[b]).then(a.cmp(&b)));
+    let mut best: Option<Classes> = None;
+    for k in [2usize, 4, 8, 16].into_iter().filter(|&k| k <= cols) {
+        let mut map = vec![0u8; cols];
+        let mut counts = vec![[0u64; 256]; k];
+        for (rank, &c) in order.iter().enumerate() {
+            let class = rank * k / cols;
+            map[c] = class as u8;
+            add(&mut counts[class], &col_counts[c]);
+        }
+        let bytes = counts.iter().map(|h| own_bytes(h, p)).sum::<f64>() + cols as f64;
+        if bytes < best.as_ref().map_or(single, |b| b.bytes) {
+            best = Some(Classes { map, counts, bytes });
+        }
+    }
+    best
+}
+
+/// How a part is coded.
+enum Choice {
+    /// Its own table.
+    Own,
+    /// The section's pooled table.
+    Pooled,
+    Classes(Classes),
+}
+
+/// The model of a section made of `parts`.
+pub(crate) fn choose(data: &[u8], parts: &[Part], p: u32) -> Model {
+    let mut offsets = Vec::with_capacity(parts.len());
+    let mut at = 0usize;
+    for part in parts.iter().filter(|part| part.len > 0) {
+        offsets.push((at, *part));
+        at += part.len;
+    }
+    let counts: Vec<Counts> = offsets
+        .iter()
+        .map(|&(o, part)| histogram(&data[o..o + part.len]))
+        .collect();
+    let own: Vec<f64> = counts.iter().map(|c| own_bytes(c, p)).collect();
+    let mut choices: Vec<Choice> = offsets
+        .iter()
+        .zip(&own)
+        .map(|(&(o, part), &single)| {
+            match column_classes(&data[o..o + part.len], part.cols, p, single) {
+                Some(classes) => Choice::Classes(classes),
+                None => Choice::Own,
+            }
+        })
+        .collect();
+    // Twice: parts move to the pooled table when it codes them for less
+    // than their own table costs, then the pool is rebuilt from its members.
+    for _ in 0..2 {
+        let mut pooled = [0u64; 256];
+        let members: Vec<usize> = (0..choices.len())
+            .filter(|&i| !matches!(choices[i], Choice::Classes(_)))
+            .collect();
+        members.iter().for_each(|&i| add(&mut pooled, &counts[i]));
+        if members.is_empty() {
+            break;
+        }
+        let freqs = normalize(&pooled, p);
+        for &i in &members {
+            let shared = coded_bits(&counts[i], &freqs, p) / 8.0;
+            choices[i] = if shared < own[i] {
+                Choice::Pooled
+            } else {
+                Choice::Own
+            };
+        }
+    }
+    let tables_needed = |choices: &[Choice]| {
+        let pooled = choices.iter().any(|c| matches!(c, Choice::Pooled)) as usize;
+        pooled
+            + choices
+                .iter()
+                .map(|c| match c {
+                    Choice::Own => 1,
+                    Choice::Pooled => 0,
+                    Choice::Classes(k) => k.counts.len(),
+                })
+                .sum::<usize>()
+    };
+    // Too many tables for one stream: first drop column classes, then pool
+    // everything.
+    if tables_needed(&choices) > MAX_RANS_TABLES {
+        for c in choices.iter_mut() {
+            if matches!(c, Choice::Classes(_)) {
+                *c = Choice::Own;
+            }
+        }
+    }
+    if tables_needed(&choices) > MAX_RANS_TABLES {
+        choices.iter_mut().for_each(|c| *c = Choice::Pooled);
+    }
+    build(&counts, &offsets, choices, p)
+}
+
+/// Numbers the tables in order of first use and merges neighbouring
+/// segments that use the pooled table.
+fn build(counts: &[Counts], offsets: &[(usize, Part)], choices: Vec<Choice>, p: u32) -> Model {
+    let mut freqs: Vec<[u32; 256]> = Vec::new();
+    let mut segments: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut pooled_index: Option<u8> = None;
+    let mut pooled = [0u64; 256];
+    for (i, c) in choices.iter().enumerate() {
+        if matches!(c, Choice::Pooled) {
+            add(&mut pooled, &counts[i]);
+        }
+    }
+    for (i, choice) in choices.into_iter().enumerate() {
+        let len = offsets[i].1.len as u64;
+        let map = match choice {
+            Choice::Own => {
+                freqs.push(normalize(&counts[i], p));
+                vec![(freqs.len() - 1) as u8]
+            }
+            Choice::Pooled => {
+                let t = *pooled_index.get_or_insert_with(|| {
+                    freqs.push(normalize(&pooled, p));
+                    (freqs.len() - 1) as u8
+                });
+                match segments.last_mut() {
+                    Some((l, m)) if *m == [t] => {
+                        *l += len;
+                        continue;
+                    }
+                    _ => vec![t],
+                }
+            }
+            Choice::Classes(classes) => {
+                let first = freqs.len() as u8;
+                freqs.extend(classes.counts.iter().map(|h| normalize(h, p)));
+                classes.map.iter().map(|&c| first + c).collect()
+            }
+        };
+        segments.push((len, map));
+    }
+    Model {
+        prob_bits: p,
+        freqs,
+        segments,
+    }
+}
+
+/// The coded size the model chooser expects for `data` split into
+/// `parts`, in bytes (tables and maps included, lane states excluded).
+pub fn expected_bytes(data: &[u8], parts: &[Part], p: u32) -> f64 {
+    let model = choose(data, parts, p);
+    let mut bytes = 9.0;
+    let mut at = 0usize;
+    let mut counts = vec![[0u64; 256]; model.freqs.len()];
+    for (len, map) in &model.segments {
+        bytes += segment_bytes(map.len());
+        for (j, &b) in data[at..at + *len as usize].iter().enumerate() {
+            counts[map[j % map.len()] as usize][b as usize] += 1;
+        }
+        at += *len as usize;
+    }
+    for (h, f) in counts.iter().zip(&model.freqs) {
+        bytes +=
+            coded_bits(h, f, p) / 8.0 + 32.0 + 2.0 * f.iter().filter(|&&q| q > 0).count() as f64;
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_tables_sum_exactly_and_keep_every_symbol() {
+        let mut counts = [1u64; 256];
+        counts[0] = 1_000_000_000;
+        for p in [8, 12, 16] {
+            let q = normalize(&counts, p);
+            assert_eq!(q.iter().map(|&x| x as u64).sum::<u64>(), 1 << p);
+            assert!(q.iter().all(|&x| x >= 1));
+        }
+        let mut one = [0u64; 256];
+        one[9] = 5;
+        assert_eq!(normalize(&one, 16)[9], 1 << 16);
+    }
+
+    #[test]
+    fn columns_of_different_spread_get_classes() {
+        // 512 rows x 256 columns: half the columns are narrow, half wide.
+        let mut x = 7u64;
+        let data: Vec<u8> = (0..512 * 256)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = ((x >> 33) % 1000) as i32;
+                let wide = i % 256 >= 128;
+                let v = if wide { r % 31 - 15 } else { r % 3 - 1 };
+                v as i8 as u8
+            })
+            .collect();
+        let part = Part {
+            len: data.len(),
+            cols: 256,
+        };
+        let model = choose(&data, &[part], 16);
+        assert!(model.freqs.len() >= 2, "{}", model.freqs.len());
+        let flat = expected_bytes(
+            &data,
+            &[Part {
+                len: data.len(),
+                cols: 0,
+            }],
+            16,
+        );
+        assert!(expected_bytes(&data, &[part], 16) < flat * 0.9);
+        let stored = crate::rans::encode(&data, &[part], 64);
+        assert_eq!(crate::rans::decode(&stored, data.len()).unwrap(), data);
+    }
+}
