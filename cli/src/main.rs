@@ -20,9 +20,9 @@ Quantize, inspect, export and check parameter-golf model artifacts.
 A parameter-golf submission is scored on a model whose artifact (code bytes +
 compressed weights) must fit in 16,000,000 bytes. pgq stores weights in .pgq,
 a specified container (spec/FORMAT.md) for int2..int8 codes with fp16 scales
-per row or per group, compressed per stream with brotli or zstd, validated by
-CRCs, decodable bit-identically by a 4 KB Python decoder
-(spec/reference/pgq_decode.py).
+per row or per group, entropy-coded per stream with pgq's own rANS coder
+(or brotli or zstd where smaller), validated by CRCs, decodable
+bit-identically by a 6 KB Python decoder (spec/reference/pgq_decode.py).
 
 Typical session:
   pgq demo --out demo-out                        # build, quantize, verify a 36M model

@@ -998,9 +998,9 @@ fn page_agrees_with_inspect(
 }
 
 /// Real weights: all-MiniLM-L6-v2 (22.7M parameters, 103 float tensors) through
-/// `pgq quantize`'s default policy, shown cell for cell as `pgq inspect
-/// --json` prints it. zstd keeps the quantization near a second; the
-/// viewer reads any codec the same way.
+/// `pgq quantize`'s default policy, every section in rANS (the codec the
+/// viewer must decode in wasm, and the fastest to write), shown cell for
+/// cell as `pgq inspect --json` prints it.
 #[test]
 fn viewer_shows_the_minilm_artifact_as_inspect_does() {
     let Some(Some(chrome)) =
@@ -1016,7 +1016,7 @@ fn viewer_shows_the_minilm_artifact_as_inspect_does() {
         model.to_str().expect("utf-8 path"),
         "--drop-non-float",
         "--codec",
-        "zstd",
+        "rans",
         "-o",
         artifact.to_str().expect("utf-8 path"),
     ]);
@@ -1026,6 +1026,16 @@ fn viewer_shows_the_minilm_artifact_as_inspect_does() {
         inspect["tensors"].as_array().map(Vec::len),
         Some(103),
         "MiniLM's float tensors"
+    );
+    let codecs: Vec<&str> = inspect["sections"]
+        .as_array()
+        .expect("sections[]")
+        .iter()
+        .filter_map(|s| s["codec"].as_str())
+        .collect();
+    assert!(
+        !codecs.is_empty() && codecs.iter().all(|&c| c == "rans"),
+        "{codecs:?}"
     );
 }
 

@@ -215,7 +215,7 @@ def quantize(
     device: str = "auto",
     progress: bool = True,
     only: Iterable[str] | str | None = None,
-    codec: str = "brotli",
+    codec: str = "auto",
     level: int | None = None,
     threads: int = 0,
     drop_non_float: bool = False,
@@ -234,8 +234,10 @@ def quantize(
     progress: a progress bar on stderr (when it is a terminal).
     only: glob(s) of the tensors to quantize (a sequential step); the
         artifact holds only those.
-    codec, level: "brotli" (quality 0..11, default 11), "zstd" (1..22,
-        default 19) or "raw".
+    codec, level: "auto" (the default: per section the smallest of rANS,
+        brotli at ``level``, default 11, and zstd-19), "rans" (no level),
+        "brotli" (quality 0..11, default 11), "zstd" (1..22, default 19) or
+        "raw".
     threads: worker threads, 0 = one per core.
     drop_non_float: leave out integer buffers instead of raising.
 

@@ -150,7 +150,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
 /// backend note)`. `recipe` is TOML text; `recipe_path` a file; neither
 /// is the default policy (plain RTN), as `pgq quantize` without --recipe.
 #[pyfunction]
-#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="brotli", level=None, only=Vec::new(), progress=true))]
+#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="auto", level=None, only=Vec::new(), progress=true))]
 #[allow(clippy::too_many_arguments)]
 fn quantize<'py>(
     py: Python<'py>,

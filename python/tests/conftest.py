@@ -56,17 +56,24 @@ def read_safetensors(path) -> dict:
 
 
 def assert_loads_as_exported(pgq_cli, artifact_path, tmp_path):
-    """pgq.load of the file equals `pgq export` of it, bit for bit, in order."""
+    """pgq.load of the file, and the reference decoder's load
+    (spec/reference/pgq_decode.py, numpy alone), equal `pgq export` of it,
+    bit for bit, in order."""
+    import importlib.util
+
     import pgq
 
     exported = tmp_path / "export.safetensors"
     pgq_cli("export", artifact_path, "-o", exported)
     theirs = read_safetensors(exported)
-    ours = pgq.load(artifact_path)
-    assert list(ours) == list(theirs)
-    for name in ours:
-        assert ours[name].dtype == np.float32
-        assert ours[name].tobytes() == theirs[name].tobytes(), name
+    spec = importlib.util.spec_from_file_location("pgq_decode", REPO / "spec/reference/pgq_decode.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    for ours in (pgq.load(artifact_path), reference.load(artifact_path)):
+        assert list(ours) == list(theirs)
+        for name in ours:
+            assert ours[name].dtype == np.float32
+            assert ours[name].tobytes() == theirs[name].tobytes(), name
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ def test_the_package_and_the_cli_write_the_same_bytes_and_weights(tmp_path, pgq_
     source = tmp_path / "m.safetensors"
     save_file(model, str(source))
     ordered = read_safetensors(source)  # the order the CLI reads
-    for codec in ("brotli", "zstd", "raw"):
+    for codec in ("auto", "rans", "brotli", "zstd", "raw"):
         out = tmp_path / f"cli-{codec}.pgq"
         pgq_cli("quantize", source, "-o", out, "--codec", codec)
         ours = pgq.quantize(ordered, codec=codec, progress=False)

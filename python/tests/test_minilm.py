@@ -91,10 +91,10 @@ def test_the_package_and_the_cli_write_the_same_bytes_on_minilm(minilm, minilm_d
     model, tokenizer, calibration, _ = minilm
     source = minilm_dir / "model.safetensors"
     tensors = read_safetensors(source)
-    # RTN, the default policy.
+    # RTN, the default policy, the default codec (auto: rANS for the codes).
     out = tmp_path / "rtn.pgq"
-    pgq_cli("quantize", source, "-o", out, "--drop-non-float", "--codec", "zstd", "--level", "3")
-    ours = pgq.quantize(tensors, drop_non_float=True, codec="zstd", level=3, progress=False)
+    pgq_cli("quantize", source, "-o", out, "--drop-non-float")
+    ours = pgq.quantize(tensors, drop_non_float=True, progress=False)
     assert ours.bytes == out.read_bytes()
     assert_loads_as_exported(pgq_cli, out, tmp_path)
     # GPTQ with Hessians from pgq.torch, handed over in memory and as a file.
@@ -125,7 +125,7 @@ def test_minilm_embeddings_per_method(minilm):
     float_state = {k: v.clone() for k, v in model.state_dict().items()}
     reference = embed(model, held_out)
     specials = [tokenizer.cls_token_id, tokenizer.sep_token_id]
-    fast = dict(codec="zstd", level=3, progress=False)
+    fast = dict(codec="rans", progress=False)
     figures = {}
 
     def measure(label, run):

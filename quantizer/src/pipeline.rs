@@ -331,13 +331,11 @@ pub struct Options<'a> {
 }
 
 impl Default for Options<'_> {
-    /// brotli-11 with a 16 MiB window, all cores, every tensor, digests on.
+    /// The default codec (auto: rANS, brotli-11 or zstd-19 per section),
+    /// all cores, every tensor, digests on.
     fn default() -> Self {
         Options {
-            compression: Compression::Brotli {
-                quality: 11,
-                lgwin: 24,
-            },
+            compression: pgq_format::DEFAULT_COMPRESSION,
             threads: 0,
             only: Vec::new(),
             metadata: BTreeMap::new(),
@@ -558,11 +556,11 @@ pub fn encode(
         DECODE_DIGEST_KEY.to_string(),
         MetaValue::Str(decode_digest(tensors)),
     );
-    let options = WriteOptions {
-        compression,
-        ..WriteOptions::default()
-    };
-    write(tensors, &metadata, &options)
+    write(
+        tensors,
+        &metadata,
+        &WriteOptions::with_compression(compression),
+    )
 }
 
 /// Quantizes `sources` as `planning` decides, on `backend`, into a `.pgq`

@@ -85,7 +85,7 @@ mod tests {
             PathBuf::from("x")
         );
         assert_eq!(
-            out_dir(&strings(&["--out=y/z", "--best"])),
+            out_dir(&strings(&["--out=y/z", "--codec=rans"])),
             PathBuf::from("y/z")
         );
         assert_eq!(

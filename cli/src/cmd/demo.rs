@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use pgq_format::{read, summarize, Compression, Kind, MetaValue, ReadOptions, Summary};
+use pgq_format::{read, summarize, Kind, MetaValue, ReadOptions, Summary};
 use pgq_quantizer::checkpoint::write_f32_safetensors;
 use pgq_quantizer::pipeline::{self, HessianInput, Options};
 use pgq_quantizer::{
@@ -14,7 +14,7 @@ use pgq_quantizer::{
 };
 use serde::Serialize;
 
-use super::common::{DeviceArgs, CAP_BYTES};
+use super::common::{CodecArgs, DeviceArgs, CAP_BYTES};
 use super::plan::{
     backend_lines, pipeline_error, progress, recipe_planning, Planning, DEFAULT_RECIPE,
 };
@@ -37,10 +37,10 @@ use crate::render::{table, thousands};
 /// and GPTQ's Hessian proxy of output error against plain RTN's (a
 /// per-layer proxy: the model's own output decides which method is better).
 ///
-/// The default codec is brotli-10, which keeps the demo near 45 s on two
-/// idle cores (GPTQ about 7 s, compression about 32 s); --best uses
-/// brotli-11, as `pgq quantize` does by default (a few KB smaller, twice
-/// the time).
+/// The codec is `pgq quantize`'s default, auto: rANS for the codes (under a
+/// second), brotli-11 or zstd where they are smaller (scales, control
+/// tensors); --codec brotli compresses everything with brotli as files did
+/// before rANS (about 30 s more).
 /// --rtn quantizes with the default policy's plain RTN instead (no
 /// Hessians; what `pgq quantize` does without --recipe).
 ///
@@ -50,9 +50,8 @@ pub struct DemoArgs {
     /// Folder for demo.safetensors and demo.pgq (created if missing).
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
-    /// Compress with brotli-11 (smallest, slower) instead of brotli-10.
-    #[arg(long)]
-    pub best: bool,
+    #[command(flatten)]
+    pub codec: CodecArgs,
     /// Also encode the same codes the status-quo way (torch.save of int8
     /// codes + fp16 scales + fp16 passthrough, BSHF stride-2 shuffle,
     /// brotli-11) and compare sizes; adds about a minute.
@@ -192,10 +191,7 @@ pub fn run(args: &DemoArgs) -> CliResult<u8> {
     } else {
         DemoConfig::default()
     };
-    let compression = Compression::Brotli {
-        quality: if args.best { 11 } else { 10 },
-        lgwin: 24,
-    };
+    let compression = args.codec.compression()?;
     let mut seconds = BTreeMap::new();
     std::fs::create_dir_all(&args.out)
         .malformed(format!("cannot create {}", args.out.display()))?;

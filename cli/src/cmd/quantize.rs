@@ -22,8 +22,9 @@ use crate::render::{shape, table, thousands};
 /// Without --recipe this is the field's default policy, with plain RTN:
 /// matrices int6 with SDClip k = 12.85 (scale = k * std(row) / 31, rounded
 /// to fp16, floor 1e-7), embeddings int8 with k = 20, tensors of at most
-/// 65,536 elements kept as fp16; codes rounded half to even; brotli-11
-/// sections. The policy flags below adjust it.
+/// 65,536 elements kept as fp16; codes rounded half to even; sections
+/// coded with --codec auto (rANS for codes, brotli-11 or zstd-19 where
+/// smaller). The policy flags below adjust it.
 ///
 /// With --recipe R.toml, ordered per-tensor rules decide everything (RTN or
 /// GPTQ, bits, groups, SDClip / absmax / percentile clip search); see
