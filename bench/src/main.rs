@@ -1,9 +1,13 @@
-//! `cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]`
+//! `cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]`, or
+//! `... -- codecs [ARTIFACT.pgq ...]` (the demo model, then each artifact's
+//! tensors: rANS beside brotli, zstd, the status quo, lrzip and zpaq).
 //!
 //! Benchmarks measure, tests assert: nothing here fails on a number. Every
 //! figure is measured side by side in one run on the same data (the demo
 //! model, 35.9M parameters, default recipe), and reported as ratios, so
 //! that a noisy shared machine moves both sides alike.
+
+mod codecs;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -14,10 +18,12 @@ use pgq_quantizer::{
     DemoHessians, Recipe, SourceTensor, TensorPlan,
 };
 
-/// The encodings compared: brotli-11 (what submissions use), brotli-10
-/// (the demo's), zstd-19, raw. The decode benchmark skips brotli-11, which
-/// decodes like brotli-10.
-const CODECS: [Compression; 4] = [
+/// The encodings compared: auto (the default), rANS, brotli-11 (what
+/// submissions use), brotli-10, zstd-19, raw. The decode benchmark skips
+/// brotli-11, which decodes like brotli-10.
+const CODECS: [Compression; 6] = [
+    Compression::Auto { quality: 11 },
+    Compression::Rans,
     Compression::Brotli {
         quality: 11,
         lgwin: 24,
@@ -116,8 +122,11 @@ fn decode(tensors: &[Tensor]) {
     );
     println!("| artifact | file bytes | decoded section bytes | read+validate | read+dequantize to f32 | memcpy of decoded bytes | memcpy of f32 output | read / memcpy | full / memcpy f32 |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for compression in &CODECS[1..] {
-        let compression = *compression;
+    let brotli_11 = Compression::Brotli {
+        quality: 11,
+        lgwin: 24,
+    };
+    for compression in CODECS.into_iter().filter(|&c| c != brotli_11) {
         let options = WriteOptions {
             compression,
             ..WriteOptions::default()
@@ -240,9 +249,23 @@ fn quantize(sources: &[SourceTensor]) {
 
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(what.as_str(), "sizes" | "decode" | "quantize" | "all") {
-        eprintln!("usage: cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]");
+    if !matches!(
+        what.as_str(),
+        "sizes" | "decode" | "quantize" | "all" | "codecs"
+    ) {
+        eprintln!(
+            "usage: cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]\n       \
+             cargo run --release -p pgq-bench -- codecs [ARTIFACT.pgq ...]"
+        );
         std::process::exit(3);
+    }
+    if what == "codecs" {
+        codecs::compare("demo model (default policy, RTN)", &model());
+        for path in std::env::args().skip(2) {
+            let path = std::path::PathBuf::from(path);
+            codecs::compare(&path.display().to_string(), &codecs::load(&path));
+        }
+        return;
     }
     if what == "quantize" || what == "all" {
         let sources = DemoConfig::default().generate(0).expect("demo model");
