@@ -50,13 +50,15 @@ def test_val_bpb_is_ordered_float_int8_int4(quick):
     assert math.isfinite(result["unigram_val_bpb"]) and result["unigram_val_bpb"] > 0
 
 
-def test_bytes_are_ordered_and_the_status_quo_is_measured(quick):
+def test_bytes_are_ordered_and_pgq_is_smaller_than_the_status_quo(quick):
     methods = {r["method"]: r for r in quick[0]["results"]}
     assert methods["rtn sdclip int4"]["bytes"] < methods["rtn sdclip int8"]["bytes"]
     for r in methods.values():
-        # The records' file of the same codes: within a few percent of
-        # pgq's (docs/GOLF.md), never a placeholder.
-        assert 0.9 < r["bytes"] / r["status_quo_bytes"] < 1.1, r
+        # The records' file of the same codes is measured (never a
+        # placeholder), and pgq's is smaller: its rANS coder reaches each
+        # tensor's own entropy (0.854 to 0.992 of the status quo in the
+        # full run, docs/GOLF.md; int4 0.89 and int8 about 0.97 here).
+        assert 0.5 < r["bytes"] / r["status_quo_bytes"] < 1.0, r
 
 
 def test_budget_view_names_a_fitting_setting_or_none(quick):
