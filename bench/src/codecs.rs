@@ -201,14 +201,17 @@ pub fn compare(label: &str, tensors: &[Tensor]) {
 /// challenge's leader uses before ZPAQ, measured under rANS (per-tensor
 /// parts) and brotli-11.
 fn layouts(tensors: &[Tensor]) {
-    type Arrange = fn(&[i8], usize, usize, &[pgq_format::half::f16], usize) -> Vec<u8>;
-    let row_major: Arrange = |codes, _, _, _, _| codes.iter().map(|&c| c as u8).collect();
+    /// The codes in a layout, and the length of the layout's rows (a
+    /// transposed matrix's rows are its columns).
+    type Arrange = fn(&[i8], usize, usize, &[pgq_format::half::f16], usize) -> (Vec<u8>, usize);
+    let row_major: Arrange =
+        |codes, _, cols, _, _| (codes.iter().map(|&c| c as u8).collect(), cols);
     let transposed: Arrange = |codes, rows, cols, _, _| {
         let mut out = Vec::with_capacity(codes.len());
         for c in 0..cols {
             out.extend((0..rows).map(|r| codes[r * cols + c] as u8));
         }
-        out
+        (out, rows)
     };
     let rows_by_scale: Arrange = |codes, rows, cols, scales, groups| {
         let mut order: Vec<usize> = (0..rows).collect();
@@ -218,10 +221,11 @@ fn layouts(tensors: &[Tensor]) {
                 .total_cmp(&scales[b * groups].to_f32())
                 .then(a.cmp(&b))
         });
-        order
+        let out = order
             .iter()
             .flat_map(|&r| codes[r * cols..(r + 1) * cols].iter().map(|&c| c as u8))
-            .collect()
+            .collect();
+        (out, cols)
     };
     println!("\nlayouts of the codes (all widths, scales and passthrough left out):\n");
     println!("| layout | rANS (a part per tensor) | brotli-11 (a stream per width) |");
@@ -243,13 +247,7 @@ fn layouts(tensors: &[Tensor]) {
                 let (rows, cols) = pgq_format::types::rows_cols(&t.shape);
                 let groups = pgq_format::types::groups_per_row(cols, *group_size) as usize;
                 let (rows, cols) = (rows as usize, cols as usize);
-                let bytes = arrange(codes, rows, cols, scales, groups);
-                // Transposed, a tensor's "rows" are its columns.
-                let part_cols = if name.starts_with("transposed") {
-                    rows
-                } else {
-                    cols
-                };
+                let (bytes, part_cols) = arrange(codes, rows, cols, scales, groups);
                 let entry = by_width.entry(*bits).or_default();
                 entry.1.push(Part {
                     len: bytes.len(),

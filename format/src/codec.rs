@@ -135,19 +135,9 @@ pub fn encode_section_content(
             }
             Ok(best)
         }
-        other => Ok((other.fixed_codec(), encode(data, other)?)),
-    }
-}
-
-impl Compression {
-    /// The codec of a setting that uses one codec for every section.
-    fn fixed_codec(self) -> Codec {
-        match self {
-            Compression::Raw => Codec::Raw,
-            Compression::Zstd(_) => Codec::Zstd,
-            Compression::Brotli { .. } => Codec::Brotli,
-            Compression::Rans | Compression::Auto { .. } => Codec::Rans,
-        }
+        Compression::Raw => Ok((Codec::Raw, data.to_vec())),
+        Compression::Zstd(_) => Ok((Codec::Zstd, encode(data, compression)?)),
+        Compression::Brotli { .. } => Ok((Codec::Brotli, encode(data, compression)?)),
     }
 }
 

@@ -23,7 +23,7 @@ pub const STATE_LOW: u32 = 1 << 16;
 pub const WRITER_PROB_BITS: u32 = 16;
 /// The bytes of the fixed part of a stream: `prob_bits` u8, `lanes` u16,
 /// `table_count` u16, `segment_count` u32.
-const FIXED_LEN: usize = 9;
+pub(crate) const FIXED_LEN: usize = 9;
 const BITMAP_LEN: usize = 32;
 
 /// How decoding failed: the two classes of spec/FORMAT.md §10 a rANS

@@ -268,7 +268,7 @@ fn build(counts: &[Counts], offsets: &[(usize, Part)], choices: Vec<Choice>, p: 
 /// `parts`, in bytes (tables and maps included, lane states excluded).
 pub fn expected_bytes(data: &[u8], parts: &[Part], p: u32) -> f64 {
     let model = choose(data, parts, p);
-    let mut bytes = 9.0;
+    let mut bytes = crate::rans::FIXED_LEN as f64;
     let mut at = 0usize;
     let mut counts = vec![[0u64; 256]; model.freqs.len()];
     for (len, map) in &model.segments {
@@ -278,9 +278,10 @@ pub fn expected_bytes(data: &[u8], parts: &[Part], p: u32) -> f64 {
         }
         at += *len as usize;
     }
+    // Each table was normalised from exactly these counts, so its symbols
+    // are theirs.
     for (h, f) in counts.iter().zip(&model.freqs) {
-        bytes +=
-            coded_bits(h, f, p) / 8.0 + 32.0 + 2.0 * f.iter().filter(|&&q| q > 0).count() as f64;
+        bytes += coded_bits(h, f, p) / 8.0 + table_bytes(h);
     }
     bytes
 }

@@ -427,27 +427,19 @@ fn constant(rng: &mut Rng, name: &str, shape: &[u64], bits: u8, code: i8) -> Ten
 }
 
 /// `tensors` written with every section in rANS with `lanes` lanes, one
-/// segment per section and one table (the writer's own rule gives at least
-/// 32 lanes; these exercise what any encoder may choose).
+/// segment per section and one table (the writer's own rule gives fewer
+/// lanes to small sections; these exercise what any encoder may choose).
 fn rans_with_lanes(tensors: &[Tensor], lanes: usize) -> RawFile {
-    let options = WriteOptions {
-        compression: Compression::Raw,
-        layout: LayoutChoice::Bytes,
-        ..WriteOptions::default()
-    };
-    let mut f = write_raw(tensors, &BTreeMap::new(), &options).expect("valid content");
-    for s in &mut f.sections {
-        let part = Part {
-            len: s.stored.len(),
-            cols: 0,
-        };
-        s.stored = rans::encode(&s.stored, &[part], lanes);
-        s.entry.codec = 3;
-        s.entry.stored_len = s.stored.len() as u64;
-    }
-    f.minor = 1;
-    f.place_sections();
-    f
+    recoded(tensors, 3, 1, |d| {
+        rans::encode(
+            d,
+            &[Part {
+                len: d.len(),
+                cols: 0,
+            }],
+            lanes,
+        )
+    })
 }
 
 fn rans_positives(rng: &mut Rng, v: &mut Vec<Positive>) {
@@ -499,22 +491,20 @@ fn rans_positives(rng: &mut Rng, v: &mut Vec<Positive>) {
     ));
     let model = vec![quantized(rng, "w", &[10, 10], 8, 0), f16s(rng, "b", &[3])];
     let f = rans_with_lanes(&model, 7);
-    v.push(Positive {
-        name: "rans_lanes_not_dividing",
-        about: "7 lanes over sections of 100 codes (lanes 2 to 6 code one byte fewer), 20 scale bytes and 6 value bytes (lane 6 codes nothing)",
-        tensors: model,
-        metadata: none(),
-        bytes: f.to_bytes(),
-    });
+    v.push(from_file(
+        "rans_lanes_not_dividing",
+        "7 lanes over sections of 100 codes (lanes 2 to 6 code one byte fewer), 20 scale bytes and 6 value bytes (lane 6 codes nothing)",
+        model,
+        f,
+    ));
     let model = vec![quantized(rng, "w", &[1, 3], 6, 0)];
     let f = rans_with_lanes(&model, 1);
-    v.push(Positive {
-        name: "rans_one_lane",
-        about: "a single lane: plain (non-interleaved) rANS",
-        tensors: model,
-        metadata: none(),
-        bytes: f.to_bytes(),
-    });
+    v.push(from_file(
+        "rans_one_lane",
+        "a single lane: plain (non-interleaved) rANS",
+        model,
+        f,
+    ));
     v.push(positive(
         "auto_mixed_codecs",
         "the default codec, auto: rANS for the codes, brotli where it is smaller (a small, repetitive section)",
@@ -571,18 +561,41 @@ fn with_frames(
     tensors: Vec<Tensor>,
     frame: impl Fn(&[u8]) -> Vec<u8>,
 ) -> Positive {
+    let f = recoded(&tensors, 1, 0, frame);
+    from_file(name, about, tensors, f)
+}
+
+/// `tensors` written raw (bytes layout), then every section's decoded
+/// bytes re-encoded by `encode` and marked as `codec`, with `minor`.
+fn recoded(
+    tensors: &[Tensor],
+    codec: u8,
+    minor: u16,
+    encode: impl Fn(&[u8]) -> Vec<u8>,
+) -> RawFile {
     let options = WriteOptions {
         compression: Compression::Raw,
         layout: LayoutChoice::Bytes,
         ..WriteOptions::default()
     };
-    let mut f = write_raw(&tensors, &BTreeMap::new(), &options).expect("valid content");
+    let mut f = write_raw(tensors, &BTreeMap::new(), &options).expect("valid content");
     for s in &mut f.sections {
-        s.stored = frame(&s.stored); // a raw section stores its decoded bytes
-        s.entry.codec = 1;
+        s.stored = encode(&s.stored); // a raw section stores its decoded bytes
+        s.entry.codec = codec;
         s.entry.stored_len = s.stored.len() as u64;
     }
+    f.minor = minor;
     f.place_sections();
+    f
+}
+
+/// A positive vector of `tensors`, without metadata, as the bytes of `f`.
+fn from_file(
+    name: &'static str,
+    about: &'static str,
+    tensors: Vec<Tensor>,
+    f: RawFile,
+) -> Positive {
     Positive {
         name,
         about,
