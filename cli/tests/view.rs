@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{code, json, minilm_model, pgq, scratch, stderr};
+use support::{code, json, pgq, quantize_minilm, scratch, stderr};
 
 // ---------------------------------------------------------------------------
 // Prerequisites
@@ -1009,17 +1009,8 @@ fn viewer_shows_the_minilm_artifact_as_inspect_does() {
         return;
     };
     let dir = scratch("view-minilm");
-    let model = minilm_model();
     let artifact = dir.join("minilm.pgq");
-    let o = pgq(&[
-        "quantize",
-        model.to_str().expect("utf-8 path"),
-        "--drop-non-float",
-        "--codec",
-        "rans",
-        "-o",
-        artifact.to_str().expect("utf-8 path"),
-    ]);
+    let o = quantize_minilm(&artifact, Some("rans"), &[]);
     assert_eq!(code(&o), 0, "pgq quantize MiniLM: {}", stderr(&o));
     let (_view, inspect) = page_agrees_with_inspect(&chrome, &dir, &artifact, 9_000);
     assert_eq!(

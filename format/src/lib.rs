@@ -39,6 +39,7 @@ pub mod limits;
 pub mod pack;
 mod parallel;
 pub mod rans;
+mod rans_columns;
 mod rans_model;
 pub mod raw;
 mod reader;

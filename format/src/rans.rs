@@ -379,10 +379,11 @@ pub struct Part {
 /// Encodes `data`, split into `parts` (their lengths sum to `data.len()`,
 /// which is at least 1), with `lanes` interleaved states.
 ///
-/// The model is chosen by its coded size (the ideal size under the
-/// normalised tables, plus the tables and maps): each part gets a table of
-/// its own or shares one pooled table, and a large matrix may split its
-/// columns into classes of similar spread with a table each.
+/// The model is chosen by its coded size (ideal bits, plus the tables,
+/// maps and segment headers): a large matrix is cut into runs of rows, each
+/// with one table or its columns in classes with a table each; other parts
+/// and single-table runs get a table of their own or share one pooled
+/// table (spec/FORMAT.md §11).
 pub fn encode(data: &[u8], parts: &[Part], lanes: usize) -> Vec<u8> {
     debug_assert_eq!(parts.iter().map(|p| p.len).sum::<usize>(), data.len());
     let model = crate::rans_model::choose(data, parts, WRITER_PROB_BITS);

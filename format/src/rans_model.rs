@@ -6,26 +6,20 @@
 //! result is deterministic and never larger than one pooled table.
 
 use crate::limits::MAX_RANS_TABLES;
+use crate::parallel::map_largest_first;
 use crate::rans::{Model, Part};
+use crate::rans_columns::{histogram, runs as runs_of, Classes};
 
-type Counts = [u64; 256];
+pub(crate) type Counts = [u64; 256];
 
 /// Bytes a table costs in the stream: its bitmap and a u16 per symbol.
-fn table_bytes(counts: &Counts) -> f64 {
+pub(crate) fn table_bytes(counts: &Counts) -> f64 {
     32.0 + 2.0 * counts.iter().filter(|&&c| c > 0).count() as f64
 }
 
 /// Bytes a segment costs besides its symbols: length, period and map.
-fn segment_bytes(period: usize) -> f64 {
+pub(crate) fn segment_bytes(period: usize) -> f64 {
     12.0 + period as f64
-}
-
-fn histogram(data: &[u8]) -> Counts {
-    let mut c = [0u64; 256];
-    for &b in data {
-        c[b as usize] += 1;
-    }
-    c
 }
 
 fn add(into: &mut Counts, from: &Counts) {
@@ -84,60 +78,7 @@ fn own_bytes(counts: &Counts, p: u32) -> f64 {
     coded_bits(counts, &normalize(counts, p), p) / 8.0 + table_bytes(counts)
 }
 
-/// A matrix part split into column classes: the class of each column and
-/// each class's counts.
-struct Classes {
-    map: Vec<u8>,
-    counts: Vec<Counts>,
-    bytes: f64,
-}
-
-/// Parts smaller than this never try column classes: a map of one byte per
-/// column and a table per class cannot pay for themselves.
-const MIN_CLASSED_LEN: usize = 1 << 16;
-
-/// The best split of a matrix's columns into 2, 4, 8 or 16 classes of
-/// similar spread (mean |code|), if one codes smaller than `single`.
-fn column_classes(data: &[u8], cols: usize, p: u32, single: f64) -> Option<Classes> {
-    if cols < 2 || data.len() < MIN_CLASSED_LEN || data.len() % cols != 0 || data.len() / cols < 2 {
-        return None;
-    }
-    // Per column: counts, and spread.
-    let mut col_counts = vec![[0u64; 256]; cols];
-    for row in data.chunks_exact(cols) {
-        for (c, &b) in row.iter().enumerate() {
-            col_counts[c][b as usize] += 1;
-        }
-    }
-    let spread: Vec<f64> = col_counts
-        .iter()
-        .map(|h| {
-            h.iter()
-                .enumerate()
-                .map(|(s, &n)| n as f64 * (s as u8 as i8 as f64).abs())
-                .sum()
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..cols).collect();
-    order.sort_by(|&a, &b| spread[a].total_cmp(&spread[b]).then(a.cmp(&b)));
-    let mut best: Option<Classes> = None;
-    for k in [2usize, 4, 8, 16].into_iter().filter(|&k| k <= cols) {
-        let mut map = vec![0u8; cols];
-        let mut counts = vec![[0u64; 256]; k];
-        for (rank, &c) in order.iter().enumerate() {
-            let class = rank * k / cols;
-            map[c] = class as u8;
-            add(&mut counts[class], &col_counts[c]);
-        }
-        let bytes = counts.iter().map(|h| own_bytes(h, p)).sum::<f64>() + cols as f64;
-        if bytes < best.as_ref().map_or(single, |b| b.bytes) {
-            best = Some(Classes { map, counts, bytes });
-        }
-    }
-    best
-}
-
-/// How a part is coded.
+/// How a run is coded.
 enum Choice {
     /// Its own table.
     Own,
@@ -148,92 +89,101 @@ enum Choice {
 
 /// The model of a section made of `parts`.
 pub(crate) fn choose(data: &[u8], parts: &[Part], p: u32) -> Model {
-    let mut offsets = Vec::with_capacity(parts.len());
+    let mut runs: Vec<(usize, Counts, Choice)> = Vec::with_capacity(parts.len());
+    // Each part on its own, in case the table budget is exceeded.
+    let mut whole: Vec<(usize, Counts)> = Vec::with_capacity(parts.len());
     let mut at = 0usize;
-    for part in parts.iter().filter(|part| part.len > 0) {
-        offsets.push((at, *part));
-        at += part.len;
-    }
-    let counts: Vec<Counts> = offsets
+    let slices: Vec<(&[u8], usize)> = parts
         .iter()
-        .map(|&(o, part)| histogram(&data[o..o + part.len]))
-        .collect();
-    let own: Vec<f64> = counts.iter().map(|c| own_bytes(c, p)).collect();
-    let mut choices: Vec<Choice> = offsets
-        .iter()
-        .zip(&own)
-        .map(|(&(o, part), &single)| {
-            match column_classes(&data[o..o + part.len], part.cols, p, single) {
-                Some(classes) => Choice::Classes(classes),
-                None => Choice::Own,
-            }
+        .filter(|part| part.len > 0)
+        .map(|part| {
+            at += part.len;
+            (&data[at - part.len..at], part.cols)
         })
         .collect();
-    // Twice: parts move to the pooled table when it codes them for less
-    // than their own table costs, then the pool is rebuilt from its members.
-    for _ in 0..2 {
-        let mut pooled = [0u64; 256];
-        let members: Vec<usize> = (0..choices.len())
-            .filter(|&i| !matches!(choices[i], Choice::Classes(_)))
-            .collect();
-        members.iter().for_each(|&i| add(&mut pooled, &counts[i]));
-        if members.is_empty() {
-            break;
-        }
-        let freqs = normalize(&pooled, p);
-        for &i in &members {
-            let shared = coded_bits(&counts[i], &freqs, p) / 8.0;
-            choices[i] = if shared < own[i] {
-                Choice::Pooled
-            } else {
-                Choice::Own
-            };
+    // Fitting a large matrix's runs is the encoder's main cost: parts in
+    // parallel (the result does not depend on the thread count).
+    let fitted = map_largest_first(
+        &slices,
+        |s| s.0.len(),
+        |&(bytes, cols)| runs_of(bytes, cols),
+    );
+    for (&(bytes, _), part_runs) in slices.iter().zip(fitted) {
+        whole.push((bytes.len(), histogram(bytes)));
+        for run in part_runs {
+            let choice = run.classes.map_or(Choice::Own, Choice::Classes);
+            runs.push((run.len, run.counts, choice));
         }
     }
-    let tables_needed = |choices: &[Choice]| {
-        let pooled = choices.iter().any(|c| matches!(c, Choice::Pooled)) as usize;
+    pool(&mut runs, p);
+    let tables_needed = |runs: &[(usize, Counts, Choice)]| {
+        let pooled = runs.iter().any(|r| matches!(r.2, Choice::Pooled)) as usize;
         pooled
-            + choices
+            + runs
                 .iter()
-                .map(|c| match c {
+                .map(|r| match &r.2 {
                     Choice::Own => 1,
                     Choice::Pooled => 0,
                     Choice::Classes(k) => k.counts.len(),
                 })
                 .sum::<usize>()
     };
-    // Too many tables for one stream: first drop column classes, then pool
-    // everything.
-    if tables_needed(&choices) > MAX_RANS_TABLES {
-        for c in choices.iter_mut() {
-            if matches!(c, Choice::Classes(_)) {
-                *c = Choice::Own;
-            }
+    // Too many tables for one stream: first a table per part, then one
+    // pooled table for everything.
+    if tables_needed(&runs) > MAX_RANS_TABLES {
+        runs = whole
+            .into_iter()
+            .map(|(len, c)| (len, c, Choice::Own))
+            .collect();
+        pool(&mut runs, p);
+    }
+    if tables_needed(&runs) > MAX_RANS_TABLES {
+        runs.iter_mut().for_each(|r| r.2 = Choice::Pooled);
+    }
+    build(runs, p)
+}
+
+/// Twice: runs on one table move to the pooled table when it codes them
+/// for less than their own table costs, then the pool is rebuilt from its
+/// members.
+fn pool(runs: &mut [(usize, Counts, Choice)], p: u32) {
+    let own: Vec<f64> = runs.iter().map(|r| own_bytes(&r.1, p)).collect();
+    for _ in 0..2 {
+        let members: Vec<usize> = (0..runs.len())
+            .filter(|&i| !matches!(runs[i].2, Choice::Classes(_)))
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let mut pooled = [0u64; 256];
+        members.iter().for_each(|&i| add(&mut pooled, &runs[i].1));
+        let freqs = normalize(&pooled, p);
+        for &i in &members {
+            let shared = coded_bits(&runs[i].1, &freqs, p) / 8.0;
+            runs[i].2 = if shared < own[i] {
+                Choice::Pooled
+            } else {
+                Choice::Own
+            };
         }
     }
-    if tables_needed(&choices) > MAX_RANS_TABLES {
-        choices.iter_mut().for_each(|c| *c = Choice::Pooled);
-    }
-    build(&counts, &offsets, choices, p)
 }
 
 /// Numbers the tables in order of first use and merges neighbouring
 /// segments that use the pooled table.
-fn build(counts: &[Counts], offsets: &[(usize, Part)], choices: Vec<Choice>, p: u32) -> Model {
+fn build(runs: Vec<(usize, Counts, Choice)>, p: u32) -> Model {
     let mut freqs: Vec<[u32; 256]> = Vec::new();
     let mut segments: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut pooled_index: Option<u8> = None;
     let mut pooled = [0u64; 256];
-    for (i, c) in choices.iter().enumerate() {
-        if matches!(c, Choice::Pooled) {
-            add(&mut pooled, &counts[i]);
-        }
+    for r in runs.iter().filter(|r| matches!(r.2, Choice::Pooled)) {
+        add(&mut pooled, &r.1);
     }
-    for (i, choice) in choices.into_iter().enumerate() {
-        let len = offsets[i].1.len as u64;
+    for (len, counts, choice) in runs {
+        let len = len as u64;
         let map = match choice {
             Choice::Own => {
-                freqs.push(normalize(&counts[i], p));
+                freqs.push(normalize(&counts, p));
                 vec![(freqs.len() - 1) as u8]
             }
             Choice::Pooled => {
@@ -335,6 +285,46 @@ mod tests {
         );
         assert!(expected_bytes(&data, &[part], 16) < flat * 0.9);
         let stored = crate::rans::encode(&data, &[part], 64);
+        assert_eq!(crate::rans::decode(&stored, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn a_matrix_whose_rows_drift_gets_a_segment_per_run() {
+        // 2048 x 128: the first half centres each column on its own
+        // offset, the second half is alike; a small part follows.
+        let mut x = 3u64;
+        let cols = 128;
+        let mut data: Vec<u8> = (0..2048 * cols)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let noise = ((x >> 33) % 7) as i32 - 3;
+                let offset = if i / cols < 1024 {
+                    (i % cols % 8) as i32 * 6 - 21
+                } else {
+                    0
+                };
+                (offset + noise) as i8 as u8
+            })
+            .collect();
+        data.extend([1u8, 2, 3]);
+        let parts = [
+            Part {
+                len: 2048 * cols,
+                cols,
+            },
+            Part { len: 3, cols: 0 },
+        ];
+        let model = choose(&data, &parts, 16);
+        let shape: Vec<(u64, usize)> = model.segments.iter().map(|(l, m)| (*l, m.len())).collect();
+        // The small part shares the second run's table (pooled), so their
+        // segments merge.
+        assert_eq!(
+            shape,
+            [(1024 * cols as u64, cols), (1024 * cols as u64 + 3, 1)]
+        );
+        let stored = crate::rans::encode(&data, &parts, 64);
         assert_eq!(crate::rans::decode(&stored, data.len()).unwrap(), data);
     }
 }

@@ -79,3 +79,21 @@ pub fn minilm_model() -> PathBuf {
             .join(", ")
     );
 }
+
+/// `pgq quantize` of MiniLM with the default recipe into `out`, with
+/// `--codec codec` (the default when `None`) and any `extra` arguments.
+pub fn quantize_minilm(out: &Path, codec: Option<&str>, extra: &[&str]) -> Output {
+    let model = minilm_model();
+    let mut args = vec![
+        "quantize",
+        model.to_str().expect("utf-8 path"),
+        "--drop-non-float",
+        "-o",
+        out.to_str().expect("utf-8 path"),
+    ];
+    if let Some(codec) = codec {
+        args.extend(["--codec", codec]);
+    }
+    args.extend(extra);
+    pgq(&args)
+}

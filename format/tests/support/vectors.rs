@@ -515,6 +515,30 @@ fn rans_positives(rng: &mut Rng, v: &mut Vec<Positive>) {
         none(),
         WriteOptions::default(),
     ));
+    v.push(positive(
+        "rans_row_runs",
+        "a 2048 x 128 int6 matrix whose first 1024 rows centre each column on an offset of its own (as an embedding's untrained rows do) and whose last 1024 rows are alike: one region, two segments, the first with a map of period 128 naming column-class tables, the second with one table",
+        vec![drifting(rng, "tok_emb.weight", 2048, 128)],
+        none(),
+        rans,
+    ));
+}
+
+/// Rows that change their column statistics halfway: the first half has a
+/// per-column offset, the second half none.
+fn drifting(rng: &mut Rng, name: &str, rows: u64, cols: u64) -> Tensor {
+    let codes = (0..rows * cols)
+        .map(|i| {
+            let noise = (rng.next() % 7) as i64 - 3;
+            let offset = if i / cols < rows / 2 {
+                (i % cols % 8) as i64 * 6 - 21
+            } else {
+                0
+            };
+            (offset + noise) as i8
+        })
+        .collect();
+    per_row_matrix(rng, name, rows, cols, 6, codes)
 }
 
 /// Codes that repeat a block of a little over 48 KiB, changing a few codes
