@@ -420,6 +420,51 @@ mod tests {
     }
 
     #[test]
+    fn edge_shapes_round_trip_through_the_coder() {
+        let mut r = lcg(9);
+        let cases: Vec<(usize, Vec<u8>)> = vec![
+            // Two columns, many rows; a row longer than a block; every
+            // byte value; one symbol; rows of two values per column.
+            (
+                2,
+                (0..1 << 17)
+                    .map(|i| (i % 2 * 40 + (r() % 3) as usize) as u8)
+                    .collect(),
+            ),
+            (70_000, (0..140_000).map(|_| (r() % 5) as u8).collect()),
+            (
+                256,
+                (0..1 << 18).map(|i| (i as u64 ^ (r() % 7)) as u8).collect(),
+            ),
+            (512, vec![7u8; 1 << 17]),
+            (
+                300,
+                (0..300 * 400)
+                    .map(|i| if i % 300 < 150 { 1 } else { 2 })
+                    .collect(),
+            ),
+        ];
+        for (cols, data) in cases {
+            let runs = runs(&data, cols);
+            assert_eq!(runs.iter().map(|r| r.len).sum::<usize>(), data.len());
+            assert!(
+                runs.iter().all(|r| r.len % cols == 0),
+                "{cols}: runs of whole rows"
+            );
+            let part = crate::rans::Part {
+                len: data.len(),
+                cols,
+            };
+            let stored = crate::rans::encode(&data, &[part], crate::rans::lanes_for(data.len()));
+            assert_eq!(
+                crate::rans::decode(&stored, data.len()).unwrap(),
+                data,
+                "{cols}"
+            );
+        }
+    }
+
+    #[test]
     fn classes_count_every_column_once() {
         let mut r = lcg(5);
         let cols = 64;
