@@ -41,6 +41,7 @@ mod parallel;
 pub mod rans;
 mod rans_columns;
 mod rans_model;
+pub mod rate;
 pub mod raw;
 mod reader;
 pub mod summary;
