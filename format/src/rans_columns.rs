@@ -268,7 +268,9 @@ fn fit(hist: &[u32], cols: usize, n: usize) -> Fit {
     best
 }
 
-/// `k` column classes: columns sorted by their mean code and cut into equal
+/// `k` column classes: columns sorted by their mean symbol rank (the dense
+/// index, in unsigned byte order, so negative codes rank above positive
+/// ones: a coarse start by sign and spread) and cut into equal
 /// counts, then moved, a round at a time, to the class whose frequencies
 /// code them in the fewest bits (Lloyd's algorithm with cross-entropy as
 /// the distance). Returns the map (classes renumbered in order, empty ones
