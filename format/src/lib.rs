@@ -56,7 +56,6 @@ pub use codec::{
 };
 pub use digest::{decode_digest, DECODE_DIGEST_KEY};
 pub use error::{ErrorKind, FormatError, WriteError};
-pub use rans_model::expected_bytes as rans_expected_bytes;
 pub use reader::{read, read_header, Archive, ReadOptions};
 pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
 pub use tensor::{dequantize_codes, Tensor, TensorData};

@@ -13,7 +13,7 @@
 //! is on bytes (ideal bits plus tables, maps and segment headers), so a
 //! matrix whose rows are alike ends as one run, as before.
 
-use crate::rans_model::{segment_bytes, table_bytes, Counts};
+use crate::rans_model::{ideal_bytes, segment_bytes, table_bytes, Counts};
 
 /// Matrices smaller than this keep one table: a map of a byte per column
 /// and a table per class cannot pay for themselves.
@@ -109,17 +109,13 @@ pub(crate) fn runs(data: &[u8], cols: usize) -> Vec<Run> {
             counts: alphabet.expand(&column_totals(&c.hist, alphabet.len())),
             classes: c.fit.map.map(|map| {
                 let k = map.iter().map(|&m| m as usize + 1).max().unwrap_or(1);
-                let mut per = vec![vec![0u64; alphabet.len()]; k];
-                for (col, &m) in map.iter().enumerate() {
-                    let h = &c.hist[col * alphabet.len()..(col + 1) * alphabet.len()];
-                    per[m as usize]
-                        .iter_mut()
-                        .zip(h)
-                        .for_each(|(a, &b)| *a += b as u64);
-                }
+                let per = class_counts(&c.hist, map.iter().map(|&m| m as usize), alphabet.len(), k);
                 Classes {
+                    counts: per
+                        .chunks_exact(alphabet.len())
+                        .map(|h| alphabet.expand(h))
+                        .collect(),
                     map,
-                    counts: per.iter().map(|h| alphabet.expand(h)).collect(),
                 }
             }),
         })
@@ -178,26 +174,23 @@ impl Alphabet {
     }
 }
 
-/// Ideal bytes of symbols with these counts under their own frequencies.
-fn ideal_bytes(counts: &[u64]) -> f64 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return 0.0;
+/// Counts per class (`k` rows of `n` cells) of columns whose classes are
+/// `classes`, in column order.
+fn class_counts(
+    hist: &[u32],
+    classes: impl IntoIterator<Item = usize>,
+    n: usize,
+    k: usize,
+) -> Vec<u64> {
+    let mut per = vec![0u64; k * n];
+    for (col, m) in classes.into_iter().enumerate() {
+        let h = &hist[col * n..(col + 1) * n];
+        per[m * n..(m + 1) * n]
+            .iter_mut()
+            .zip(h)
+            .for_each(|(a, &b)| *a += b as u64);
     }
-    let t = total as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| c as f64 * (t / c as f64).log2())
-        .sum::<f64>()
-        / 8.0
-}
-
-/// Bytes of a table over counts in the dense alphabet.
-fn dense_table_bytes(counts: &[u64]) -> f64 {
-    let mut c = [0u64; 256];
-    c.iter_mut().zip(counts).for_each(|(a, &b)| *a = b);
-    table_bytes(&c)
+    per
 }
 
 /// A block (or a merged run of blocks) with its column counts and its
@@ -248,7 +241,7 @@ fn column_totals(hist: &[u32], n: usize) -> Vec<u64> {
 fn fit(hist: &[u32], cols: usize, n: usize) -> Fit {
     let totals = column_totals(hist, n);
     let mut best = Fit {
-        bytes: ideal_bytes(&totals) + dense_table_bytes(&totals) + segment_bytes(1),
+        bytes: ideal_bytes(&totals) + table_bytes(&totals) + segment_bytes(1),
         map: None,
     };
     let rows: u64 = totals.iter().sum::<u64>() / cols as u64;
@@ -304,19 +297,8 @@ fn classes(hist: &[u32], cols: usize, n: usize, k: usize) -> (Vec<u8>, f64) {
                 .collect()
         })
         .collect();
-    let class_counts = |map: &[usize]| {
-        let mut per = vec![0u64; k * n];
-        for (col, &m) in map.iter().enumerate() {
-            let h = &hist[col * n..(col + 1) * n];
-            per[m * n..(m + 1) * n]
-                .iter_mut()
-                .zip(h)
-                .for_each(|(a, &b)| *a += b as u64);
-        }
-        per
-    };
     for _ in 0..CLASS_ROUNDS {
-        let per = class_counts(&map);
+        let per = class_counts(hist, map.iter().copied(), n, k);
         // -log2 p per class and symbol; infinite where the class lacks it.
         let cost: Vec<f64> = per
             .chunks_exact(n)
@@ -353,7 +335,7 @@ fn classes(hist: &[u32], cols: usize, n: usize, k: usize) -> (Vec<u8>, f64) {
             break;
         }
     }
-    let per = class_counts(&map);
+    let per = class_counts(hist, map.iter().copied(), n, k);
     let mut renumber = vec![u8::MAX; k];
     let mut next = 0u8;
     let mut bytes = segment_bytes(cols);
@@ -361,7 +343,7 @@ fn classes(hist: &[u32], cols: usize, n: usize, k: usize) -> (Vec<u8>, f64) {
         if class.iter().any(|&c| c > 0) {
             renumber[m] = next;
             next += 1;
-            bytes += ideal_bytes(class) + dense_table_bytes(class);
+            bytes += ideal_bytes(class) + table_bytes(class);
         }
     }
     (map.iter().map(|&m| renumber[m]).collect(), bytes)

@@ -8,13 +8,27 @@
 use crate::limits::MAX_RANS_TABLES;
 use crate::parallel::map_largest_first;
 use crate::rans::{Model, Part};
-use crate::rans_columns::{histogram, runs as runs_of, Classes};
+use crate::rans_columns::{runs as runs_of, Classes};
 
 pub(crate) type Counts = [u64; 256];
 
-/// Bytes a table costs in the stream: its bitmap and a u16 per symbol.
-pub(crate) fn table_bytes(counts: &Counts) -> f64 {
+/// Bytes a table costs in the stream: its bitmap and a u16 per symbol
+/// (the symbols present in `counts`, over any alphabet).
+pub(crate) fn table_bytes(counts: &[u64]) -> f64 {
     32.0 + 2.0 * counts.iter().filter(|&&c| c > 0).count() as f64
+}
+
+/// Bytes of symbols with these counts under their own (unnormalised)
+/// frequencies: `log2(total / count)` bits each.
+pub(crate) fn ideal_bytes(counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    let t = total as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 * (t / c as f64).log2())
+        .sum::<f64>()
+        / 8.0
 }
 
 /// Bytes a segment costs besides its symbols: length, period and map.
@@ -109,7 +123,11 @@ pub(crate) fn choose(data: &[u8], parts: &[Part], p: u32) -> Model {
         |&(bytes, cols)| runs_of(bytes, cols),
     );
     for (&(bytes, _), part_runs) in slices.iter().zip(fitted) {
-        whole.push((bytes.len(), histogram(bytes)));
+        let mut counts = [0u64; 256];
+        part_runs
+            .iter()
+            .for_each(|run| add(&mut counts, &run.counts));
+        whole.push((bytes.len(), counts));
         for run in part_runs {
             let choice = run.classes.map_or(Choice::Own, Choice::Classes);
             runs.push((run.len, run.counts, choice));
@@ -214,31 +232,31 @@ fn build(runs: Vec<(usize, Counts, Choice)>, p: u32) -> Model {
     }
 }
 
-/// The coded size the model chooser expects for `data` split into
-/// `parts`, in bytes (tables and maps included, lane states excluded).
-pub fn expected_bytes(data: &[u8], parts: &[Part], p: u32) -> f64 {
-    let model = choose(data, parts, p);
-    let mut bytes = crate::rans::FIXED_LEN as f64;
-    let mut at = 0usize;
-    let mut counts = vec![[0u64; 256]; model.freqs.len()];
-    for (len, map) in &model.segments {
-        bytes += segment_bytes(map.len());
-        for (j, &b) in data[at..at + *len as usize].iter().enumerate() {
-            counts[map[j % map.len()] as usize][b as usize] += 1;
-        }
-        at += *len as usize;
-    }
-    // Each table was normalised from exactly these counts, so its symbols
-    // are theirs.
-    for (h, f) in counts.iter().zip(&model.freqs) {
-        bytes += coded_bits(h, f, p) / 8.0 + table_bytes(h);
-    }
-    bytes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The coded size the model chooser expects for `data` split into
+    /// `parts`, in bytes (tables and maps included, lane states excluded).
+    fn expected_bytes(data: &[u8], parts: &[Part], p: u32) -> f64 {
+        let model = choose(data, parts, p);
+        let mut bytes = crate::rans::FIXED_LEN as f64;
+        let mut at = 0usize;
+        let mut counts = vec![[0u64; 256]; model.freqs.len()];
+        for (len, map) in &model.segments {
+            bytes += segment_bytes(map.len());
+            for (j, &b) in data[at..at + *len as usize].iter().enumerate() {
+                counts[map[j % map.len()] as usize][b as usize] += 1;
+            }
+            at += *len as usize;
+        }
+        // Each table was normalised from exactly these counts, so its symbols
+        // are theirs.
+        for (h, f) in counts.iter().zip(&model.freqs) {
+            bytes += coded_bits(h, f, p) / 8.0 + table_bytes(h);
+        }
+        bytes
+    }
 
     #[test]
     fn normalized_tables_sum_exactly_and_keep_every_symbol() {

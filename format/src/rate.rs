@@ -9,7 +9,7 @@
 //! the winner exactly.
 
 use crate::rans::{encode, lanes_for, Part, FIXED_LEN};
-use crate::rans_model::{segment_bytes, table_bytes, Counts};
+use crate::rans_model::{ideal_bytes, segment_bytes, table_bytes, Counts};
 
 /// The bytes of the rANS stream that holds `codes` alone (a section of one
 /// region, as `--codec rans` with a section per tensor writes it): fixed
@@ -48,13 +48,7 @@ pub fn estimate_code_bytes(counts: &Counts) -> f64 {
     if total == 0 {
         return 0.0;
     }
-    let t = total as f64;
-    let bits: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| c as f64 * (t / c as f64).log2())
-        .sum();
-    bits / 8.0
+    ideal_bytes(counts)
         + table_bytes(counts)
         + segment_bytes(1)
         + FIXED_LEN as f64
