@@ -219,6 +219,7 @@ def quantize(
     level: int | None = None,
     threads: int = 0,
     drop_non_float: bool = False,
+    budget: int | None = None,
 ) -> Artifact:
     """Quantizes a mapping of names to tensors into a `.pgq` artifact.
 
@@ -240,6 +241,11 @@ def quantize(
         "raw".
     threads: worker threads, 0 = one per core.
     drop_non_float: leave out integer buffers instead of raising.
+    budget: fit the artifact to at most this many bytes (and at least 2,000
+        fewer) by choosing each SDClip tensor's k (``pgq quantize --budget``;
+        for a submission, 16_000_000 minus the code's bytes). The search's
+        report is ``artifact.report["budget"]``. A budget under the smallest
+        artifact the recipe allows raises QuantizeError, saying how small.
 
     Raises QuantizeError (the inputs cannot be quantized), UsageError (the
     arguments do not fit together), TypeError/ValueError (a value that is not
@@ -256,6 +262,7 @@ def quantize(
         level=level,
         only=list(only or []),
         progress=progress,
+        budget=budget,
         **_recipe_args(recipe),
     )
     if note:

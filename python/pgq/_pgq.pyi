@@ -37,10 +37,11 @@ def quantize(
     recipe_path: str | None = None,
     device: str = "auto",
     threads: int = 0,
-    codec: str = "brotli",
+    codec: str = "auto",
     level: int | None = None,
     only: list[str] = ...,
     progress: bool = True,
+    budget: int | None = None,
 ) -> tuple[bytes, str, list[str], str | None]:
     """(artifact bytes, report JSON, warnings, backend note)."""
 

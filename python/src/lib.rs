@@ -16,6 +16,7 @@ use pyo3::types::PyBytes;
 
 use pgq_format::{read, read_header, Compression, FormatError, ReadOptions};
 use pgq_quantizer::backend::{select, DeviceChoice};
+use pgq_quantizer::budget::quantize_to_budget;
 use pgq_quantizer::pipeline::{
     self, Hessians, Observer, Options, PipelineError, Planning, ProgressBar,
 };
@@ -146,11 +147,20 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| PgqError::new_err(format!("cannot render JSON: {e}")))
 }
 
+/// The report, with the budget search's where one ran.
+#[derive(serde::Serialize)]
+struct WithBudget {
+    #[serde(flatten)]
+    report: pgq_quantizer::pipeline::Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<pgq_quantizer::budget::BudgetReport>,
+}
+
 /// Quantizes tensors into `.pgq` bytes: `(bytes, report JSON, warnings,
 /// backend note)`. `recipe` is TOML text; `recipe_path` a file; neither
 /// is the default policy (plain RTN), as `pgq quantize` without --recipe.
 #[pyfunction]
-#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="auto", level=None, only=Vec::new(), progress=true))]
+#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="auto", level=None, only=Vec::new(), progress=true, budget=None))]
 #[allow(clippy::too_many_arguments)]
 fn quantize<'py>(
     py: Python<'py>,
@@ -164,6 +174,7 @@ fn quantize<'py>(
     level: Option<u32>,
     only: Vec<String>,
     progress: bool,
+    budget: Option<u64>,
 ) -> PyResult<Quantized<'py>> {
     let compression = Compression::from_name(codec, level).map_err(UsageError::new_err)?;
     let choice = match device {
@@ -207,19 +218,36 @@ fn quantize<'py>(
             observer: bar.as_ref().map(|b| b as &dyn Observer),
             ..Options::default()
         };
-        let result = pipeline::quantize(
-            &selection.backend,
-            &sources,
-            &planning,
-            hessians.as_ref().map(|h| h.input()).as_ref(),
-            &options,
-        );
+        let input = hessians.as_ref().map(|h| h.input());
+        let result = match budget {
+            None => pipeline::quantize(
+                &selection.backend,
+                &sources,
+                &planning,
+                input.as_ref(),
+                &options,
+            )
+            .map(|a| (a, None)),
+            Some(bytes) => quantize_to_budget(
+                &selection.backend,
+                &sources,
+                &planning,
+                input.as_ref(),
+                &options,
+                bytes,
+            )
+            .map(|(a, report)| (a, Some(report))),
+        };
         if let Some(bar) = bar {
             bar.bar.finish_and_clear();
         }
         result.map(|a| (a, selection.note)).map_err(pipeline_error)
     })?;
-    let report = to_json(&artifact.report())?;
+    let (artifact, fitted) = artifact;
+    let report = to_json(&WithBudget {
+        report: artifact.report(),
+        budget: fitted,
+    })?;
     Ok((
         PyBytes::new(py, &artifact.bytes),
         report,

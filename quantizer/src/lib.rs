@@ -52,6 +52,7 @@ pub mod checkpoint;
 // without the quantizer); re-exported under their old paths.
 pub use pgq_metrics::{entropy, fidelity, parallel};
 pub mod backend;
+pub mod budget;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(feature = "demo")]

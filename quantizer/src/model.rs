@@ -270,7 +270,7 @@ pub(crate) fn check_element_count(source: &SourceTensor) -> Result<(), QuantizeE
 
 /// fp16 passthrough; values fp16 cannot hold are refused, since the writer
 /// and every decoder reject infinities.
-fn keep_f16(source: &SourceTensor) -> Result<TensorData, QuantizeError> {
+pub(crate) fn keep_f16(source: &SourceTensor) -> Result<TensorData, QuantizeError> {
     let mut halves = Vec::with_capacity(source.values.len());
     for (index, &value) in source.values.iter().enumerate() {
         let half = f16::from_f32(value);

@@ -125,6 +125,9 @@ pub enum PipelineError {
     /// The container could not be written (a value out of its range).
     #[error("cannot write the artifact: {0}")]
     Write(#[from] pgq_format::WriteError),
+    /// The budget cannot be met (`--budget`).
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
     /// The written bytes do not read back: a pgq bug.
     #[error("the written artifact does not parse (a pgq bug): {0}")]
     Reread(pgq_format::FormatError),
@@ -502,13 +505,13 @@ fn check_hessians(
 /// `pgq.source.sha256` and `pgq.hessians.sha256` (content digests),
 /// `pgq.only`, `pgq.damp` (tensors whose GPTQ needed more damping than
 /// asked, `name=damping`), and the caller's extra entries under them.
-fn provenance(
+pub(crate) fn provenance(
     planning: &Planning,
     options: &Options,
     source_digest: Option<String>,
     hessians: Option<&HessianInput>,
     rules: &[Option<usize>],
-    model: &QuantizedModel,
+    retried: &[String],
 ) -> BTreeMap<String, MetaValue> {
     let mut entries = options.metadata.clone();
     let mut put = |k: &str, v: String| {
@@ -531,12 +534,6 @@ fn provenance(
         let list: Vec<String> = rules.iter().flatten().map(|r| r.to_string()).collect();
         put("pgq.rules", list.join(","));
     }
-    let retried: Vec<String> = model
-        .reports
-        .iter()
-        .filter(|r| r.damp_attempts.is_some_and(|n| n > 1))
-        .filter_map(|r| Some(format!("{}={}", r.name, r.damp_used?)))
-        .collect();
     if !retried.is_empty() {
         put("pgq.damp", retried.join(","));
     }
@@ -563,15 +560,25 @@ pub fn encode(
     )
 }
 
-/// Quantizes `sources` as `planning` decides, on `backend`, into a `.pgq`
-/// artifact. Nothing is copied: sources and Hessians are borrowed.
-pub fn quantize(
-    backend: &Backend,
-    sources: &[SourceTensor],
+/// A run's checked inputs, before any codes: the selected tensors and
+/// their plans.
+pub(crate) struct Prepared<'s> {
+    pub sources: std::borrow::Cow<'s, [SourceTensor]>,
+    pub plans: Vec<TensorPlan>,
+    pub rules: Vec<Option<usize>>,
+    pub warning: Option<String>,
+    pub source_digest: Option<String>,
+    pub started: Instant,
+}
+
+/// Plans every tensor, narrows to `only`, checks the Hessians and takes
+/// the content digest: everything [`quantize`] does before the codes.
+pub(crate) fn prepare<'s>(
+    sources: &'s [SourceTensor],
     planning: &Planning,
     hessians: Option<&HessianInput>,
     options: &Options,
-) -> Result<Artifact, PipelineError> {
+) -> Result<Prepared<'s>, PipelineError> {
     let started = Instant::now();
     if sources.is_empty() {
         return Err(PipelineError::NoTensors);
@@ -586,43 +593,42 @@ pub fn quantize(
                 .map(|s| (s.name.as_str(), s.shape.as_slice(), s.values.as_slice())),
         )
     });
-
     // The selected tensors, borrowed where all are selected (the usual run).
-    let narrowed: Vec<SourceTensor>;
-    let (chosen, chosen_plans): (&[SourceTensor], Vec<(TensorPlan, Option<usize>)>) =
-        if selected.len() == sources.len() {
-            (sources, plans)
-        } else {
-            narrowed = selected.iter().map(|&i| sources[i].clone()).collect();
-            let plans = selected.iter().map(|&i| plans[i].clone()).collect();
-            (&narrowed, plans)
-        };
-    let (tensor_plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) =
-        chosen_plans.into_iter().unzip();
-
-    if let Some(o) = options.observer {
-        o.start(chosen.len(), &backend.describe());
-    }
-    let tick = |done: usize, total: usize, name: &str| {
-        if let Some(o) = options.observer {
-            o.tensor(done, total, name);
-        }
+    let (chosen, chosen_plans) = if selected.len() == sources.len() {
+        (std::borrow::Cow::Borrowed(sources), plans)
+    } else {
+        let narrowed: Vec<SourceTensor> = selected.iter().map(|&i| sources[i].clone()).collect();
+        let plans = selected.iter().map(|&i| plans[i].clone()).collect();
+        (std::borrow::Cow::Owned(narrowed), plans)
     };
-    let (model, run) = quantize_on(
-        backend,
-        chosen,
-        &tensor_plans,
-        hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source),
-        &RunOptions {
-            threads: options.threads,
-            progress: Some(&tick),
-        },
-    )?;
-    if let Some(o) = options.observer {
-        o.compressing(&options.compression.describe());
-    }
-    let metadata = provenance(planning, options, source_digest, hessians, &rules, &model);
-    let bytes = encode(&model.tensors, &metadata, options.compression)?;
+    let (plans, rules): (Vec<TensorPlan>, Vec<Option<usize>>) = chosen_plans.into_iter().unzip();
+    Ok(Prepared {
+        sources: chosen,
+        plans,
+        rules,
+        warning,
+        source_digest,
+        started,
+    })
+}
+
+/// The `pgq.damp` entries of a run: `name=damping` for every tensor whose
+/// GPTQ needed more damping than asked.
+pub(crate) fn damping_retries(reports: &[TensorReport]) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|r| r.damp_attempts.is_some_and(|n| n > 1))
+        .filter_map(|r| Some(format!("{}={}", r.name, r.damp_used?)))
+        .collect()
+}
+
+/// The artifact of a finished run whose container is `bytes`.
+pub(crate) fn assemble(
+    prepared: Prepared,
+    bytes: Vec<u8>,
+    model: QuantizedModel,
+    run: RunInfo,
+) -> Result<Artifact, PipelineError> {
     let header = read_header(&bytes, &ReadOptions::default()).map_err(PipelineError::Reread)?;
     let summary = summarize(&header);
     let metadata = header.metadata.iter().cloned().collect();
@@ -633,10 +639,53 @@ pub fn quantize(
         run,
         summary,
         metadata,
-        warnings: warning.into_iter().collect(),
-        selected: chosen.len(),
-        seconds: started.elapsed().as_secs_f64(),
+        warnings: prepared.warning.into_iter().collect(),
+        selected: prepared.sources.len(),
+        seconds: prepared.started.elapsed().as_secs_f64(),
     })
+}
+
+/// Quantizes `sources` as `planning` decides, on `backend`, into a `.pgq`
+/// artifact. Nothing is copied: sources and Hessians are borrowed.
+pub fn quantize(
+    backend: &Backend,
+    sources: &[SourceTensor],
+    planning: &Planning,
+    hessians: Option<&HessianInput>,
+    options: &Options,
+) -> Result<Artifact, PipelineError> {
+    let prepared = prepare(sources, planning, hessians, options)?;
+    if let Some(o) = options.observer {
+        o.start(prepared.sources.len(), &backend.describe());
+    }
+    let tick = |done: usize, total: usize, name: &str| {
+        if let Some(o) = options.observer {
+            o.tensor(done, total, name);
+        }
+    };
+    let (model, run) = quantize_on(
+        backend,
+        &prepared.sources,
+        &prepared.plans,
+        hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source),
+        &RunOptions {
+            threads: options.threads,
+            progress: Some(&tick),
+        },
+    )?;
+    if let Some(o) = options.observer {
+        o.compressing(&options.compression.describe());
+    }
+    let metadata = provenance(
+        planning,
+        options,
+        prepared.source_digest.clone(),
+        hessians,
+        &prepared.rules,
+        &damping_retries(&model.reports),
+    );
+    let bytes = encode(&model.tensors, &metadata, options.compression)?;
+    assemble(prepared, bytes, model, run)
 }
 
 #[cfg(test)]

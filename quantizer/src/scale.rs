@@ -73,7 +73,7 @@ pub fn clip_value(values: &[f32], clip: Clip) -> f32 {
 
 /// Two-pass unbiased standard deviation in f64. `values` has at least 2
 /// elements.
-fn unbiased_std(values: &[f32]) -> f64 {
+pub(crate) fn unbiased_std(values: &[f32]) -> f64 {
     let n = values.len() as f64;
     let mean = values.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
     let squares: f64 = values

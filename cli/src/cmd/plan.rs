@@ -53,6 +53,7 @@ pub fn pipeline_error(error: PipelineError, what: &str) -> CliError {
         PipelineError::Backend(e) => {
             CliError::malformed(anyhow::Error::new(e).context(format!("cannot quantize {what}")))
         }
+        PipelineError::Budget(e) => CliError::check_failed(e),
         other => CliError::malformed(other),
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use pgq_quantizer::backend::{compute_codes, Backend, RunOptions};
+use pgq_quantizer::budget::{quantize_to_budget, BudgetReport};
 use pgq_quantizer::pipeline::{self, select, Options, Planning};
 pub use pgq_quantizer::pipeline::{Report, TensorRow, VersusRtn};
 use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan};
@@ -13,8 +14,8 @@ use serde::Serialize;
 use super::common::{CodecArgs, DeviceArgs, PolicyArgs, CAP_BYTES};
 use super::plan::{backend_lines, load_hessians, pipeline_error, progress, recipe_planning};
 use crate::checkpoint;
-use crate::exit::{CliResult, Malformed, OK};
-use crate::files::{check_output, write_atomic};
+use crate::exit::{CliError, CliResult, Malformed, OK};
+use crate::files::{check_output, code_file_sizes, write_atomic};
 use crate::render::{shape, table, thousands};
 
 /// Quantize a safetensors checkpoint (f32, f16 or bf16) into a .pgq artifact.
@@ -49,6 +50,16 @@ use crate::render::{shape, table, thousands};
 /// 4.3.1: the same tensors saved another way give the same digest, and
 /// pgq.quantize in Python writes the same bytes), and any damping retry.
 ///
+/// --budget BYTES fits the artifact to BYTES: every tensor whose rule clips
+/// with SDClip gets its own k, from half to 2.83 times the rule's, chosen
+/// to minimise the total error (Hessian-diagonal weighted with --hessians,
+/// else plain squared error) with the file between BYTES - 2,000 and BYTES;
+/// the codes' sizes are exact (the rANS rate model), not guessed, and only
+/// the tensors that must move are quantized again. --code train_gpt.py
+/// (repeatable) instead sets BYTES to --cap (default 16,000,000) minus the
+/// code files' bytes. Exits 1 when BYTES is under the smallest artifact the
+/// recipe allows (it says how small that is). See docs/QUANTIZATION.md.
+///
 /// --device auto|cpu|cuda chooses where codes are computed (default auto:
 /// the GPU when one is usable, else the CPU with a note saying why); the
 /// report names the backend and any tensor it left to the CPU, and why.
@@ -64,6 +75,9 @@ use crate::render::{shape, table, thousands};
 ///       --hessians hessians.safetensors
 ///   pgq quantize model.safetensors -o step3.pgq --recipe recipes/sdclip-gptq.toml \
 ///       --hessians hessians.safetensors --only 'blocks.3.*'
+///   pgq quantize model.safetensors -o model.pgq --recipe recipes/default.toml \
+///       --hessians hessians.safetensors --code train_gpt.py
+///   pgq quantize model.safetensors -o model.pgq --budget 15,900,000
 ///   pgq quantize model.safetensors -o model.pgq --recipe recipes/default.toml \
 ///       --hessians hessians.safetensors --device cuda --repeat 20
 #[derive(Args, Debug)]
@@ -92,6 +106,17 @@ pub struct QuantizeArgs {
     pub codec: CodecArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Fit the artifact to at most BYTES (and at least BYTES - 2,000) by
+    /// choosing each SDClip tensor's k; `_` and `,` may group digits.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with_all = ["code", "repeat"])]
+    pub budget: Option<u64>,
+    /// Fit the artifact to --cap minus these files' bytes (the submission's
+    /// code, e.g. train_gpt.py; repeatable).
+    #[arg(long, value_name = "FILE", conflicts_with = "repeat")]
+    pub code: Vec<PathBuf>,
+    /// The cap the artifact and the --code files share.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "16000000", requires = "code")]
+    pub cap: u64,
     /// After the run, compute every code N more times (warm) and report
     /// the median time of the codes alone, on the chosen backend.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -106,6 +131,14 @@ pub struct QuantizeArgs {
     /// Print a JSON report instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A byte count: digits, optionally grouped with `_` or `,`.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let digits: String = text.chars().filter(|c| !matches!(c, '_' | ',')).collect();
+    digits
+        .parse::<u64>()
+        .map_err(|_| format!("{text:?} is not a byte count (digits, e.g. 15990000 or 15_990_000)"))
 }
 
 /// "338,653 bytes under" / "4,167,524 bytes over".
@@ -124,6 +157,8 @@ struct QuantizeJson {
     report: Report,
     #[serde(skip_serializing_if = "Option::is_none")]
     repeat: Option<Repeat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetReport>,
 }
 
 pub fn render_rows(rows: &[TensorRow]) -> String {
@@ -267,11 +302,99 @@ fn inputs(args: &QuantizeArgs) -> Vec<&Path> {
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.recipe.as_deref());
     inputs.extend(args.hessians.as_deref());
+    inputs.extend(args.code.iter().map(PathBuf::as_path));
     inputs
+}
+
+/// The byte budget of the run: --budget, or --cap minus the --code files.
+fn budget(args: &QuantizeArgs) -> CliResult<Option<(u64, String)>> {
+    if let Some(bytes) = args.budget {
+        return Ok(Some((bytes, format!("--budget {}", thousands(bytes)))));
+    }
+    if args.code.is_empty() {
+        return Ok(None);
+    }
+    let files = code_file_sizes(&args.code)?;
+    let code: u64 = files.iter().map(|(_, n)| n).sum();
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    let bytes = args
+        .cap
+        .checked_sub(code)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "the --code files ({}) take {} bytes, the whole --cap of {}",
+                names.join(", "),
+                thousands(code),
+                thousands(args.cap)
+            ))
+        })?;
+    Ok(Some((
+        bytes,
+        format!(
+            "cap {} - code {} ({})",
+            thousands(args.cap),
+            thousands(code),
+            names.join(", ")
+        ),
+    )))
+}
+
+/// The budget lines of the text report.
+pub fn budget_lines(report: &BudgetReport, origin: &str) -> Vec<String> {
+    let rounds: Vec<String> = report
+        .rounds
+        .iter()
+        .map(|r| r.quantized.to_string())
+        .collect();
+    let moved = report
+        .tensors
+        .iter()
+        .filter(|t| t.k.is_some() && t.k != t.rule_k)
+        .count();
+    let tunable = report.tensors.iter().filter(|t| t.k.is_some()).count();
+    let ratios: Vec<f64> = report
+        .tensors
+        .iter()
+        .filter_map(|t| Some(f64::from(t.k?) / f64::from(t.rule_k?)))
+        .collect();
+    let range = if ratios.is_empty() {
+        String::new()
+    } else {
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        format!(" (k from {lo:.2} to {hi:.2} x the rule's)")
+    };
+    let mut lines = vec![format!(
+        "budget {} bytes ({origin}): {} bytes, {} under (window {} bytes); {} rounds of codes on {} tensors; search {:.1} s",
+        thousands(report.budget_bytes),
+        thousands(report.file_bytes),
+        thousands(report.headroom_bytes.max(0) as u64),
+        thousands(report.slack_bytes),
+        report.rounds.len(),
+        rounds.join(" + "),
+        report.search_seconds,
+    )];
+    lines.push(format!(
+        "k chosen per tensor: {moved} of {tunable} tunable tensors moved from their rule's k{range}; error weights: {}",
+        if report.hessian_weighted {
+            "the Hessian's diagonal"
+        } else {
+            "none (plain squared error; --hessians weights it)"
+        }
+    ));
+    if !report.binding {
+        lines.push(
+            "the budget does not bind: every tensor has its least-error k and the file is still under the window"
+                .into(),
+        );
+    }
+    lines
 }
 
 pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
     check_output(&args.output, &inputs(args))?;
+    let budget = budget(args)?;
     let planning = match &args.recipe {
         Some(path) => recipe_planning(path)?,
         None => Planning::Policy(args.policy.policy()?),
@@ -294,14 +417,25 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         observer: Some(&bar),
         ..Options::default()
     };
-    let artifact = pipeline::quantize(
-        &backend,
-        &sources,
-        &planning,
-        hessians.as_ref().map(|h| h.input()).as_ref(),
-        &options,
-    )
-    .map_err(|e| pipeline_error(e, &what))?;
+    let input = hessians.as_ref().map(|h| h.input());
+    let (artifact, fitted) = match &budget {
+        None => (
+            pipeline::quantize(&backend, &sources, &planning, input.as_ref(), &options),
+            None,
+        ),
+        Some((bytes, _)) => match quantize_to_budget(
+            &backend,
+            &sources,
+            &planning,
+            input.as_ref(),
+            &options,
+            *bytes,
+        ) {
+            Ok((artifact, report)) => (Ok(artifact), Some(report)),
+            Err(e) => (Err(e), None),
+        },
+    };
+    let artifact = artifact.map_err(|e| pipeline_error(e, &what))?;
     bar.bar.finish_and_clear();
     for warning in &artifact.warnings {
         eprintln!("pgq: warning: {warning}");
@@ -333,6 +467,7 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
             output: args.output.display().to_string(),
             report,
             repeat,
+            budget: fitted,
         };
         println!(
             "{}",
@@ -362,6 +497,12 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
                     "CODES DIFFER between runs"
                 }
             );
+        }
+        if let (Some(report), Some((_, origin))) = (&fitted, &budget) {
+            println!();
+            for line in budget_lines(report, origin) {
+                println!("{line}");
+            }
         }
         let partial = if args.only.is_empty() {
             String::new()

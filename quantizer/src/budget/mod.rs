@@ -1,0 +1,587 @@
+//! Fitting an artifact to a byte budget: `pgq quantize --budget N`.
+//!
+//! Participants reach 15.9x MB by hand: one clip factor per class, a run,
+//! the size read off, again. Here every tensor whose rule clips with SDClip
+//! gets its own factor, `k_rule * 2^(s/32)` for `s` in -32..=48 (half to
+//! 2.83 times the rule's), chosen to minimise the total error, weighted by
+//! the Hessian's diagonal where the run has Hessians (the plain squared
+//! error where it has none), subject to the file fitting in `N` bytes.
+//! Tensors with another clip (absmax, a percentile search) and kept
+//! tensors are fixed by their rules; their bytes count against `N`.
+//!
+//! The search, in order:
+//!
+//! 1. **Curves.** Each tunable tensor's rate (code bytes, priced by
+//!    `pgq_format::rate` from a histogram) and error at every factor, from
+//!    RTN on 256 spread rows ([`curve`]).
+//! 2. **The rest.** The bytes that are not codes (kept tensors, scales,
+//!    header, metadata), estimated from one write of the kept tensors and
+//!    the rule's scales alone; the first real write corrects it.
+//! 3. **Allocation** ([`allocate`]): a Lagrangian over all tensors' curves
+//!    for `N - 1000` bytes, then greedy moves that spend what is left.
+//! 4. **Rounds.** The codes of every tensor at its factor, with the plan's
+//!    own method (GPTQ, RTN) on the run's backend; each tensor's exact code
+//!    bytes (`rate::code_bytes`) rescale its curve (measured on the demo:
+//!    GPTQ's codes cost 0.1-0.6% more than the RTN sample predicts). When
+//!    the predicted file lies within `[N - 2000, N]` the artifact is
+//!    written and measured; otherwise, or when the written size misses, the
+//!    fewest tensors move ([`allocate::adjust`]) and only those are
+//!    quantized again. At most [`MAX_ROUNDS`] rounds.
+//!
+//! Deterministic: the same inputs give the same bytes, whatever the
+//! thread count.
+
+pub mod allocate;
+pub mod curve;
+
+use std::collections::BTreeMap;
+
+use pgq_format::rate::code_bytes;
+use pgq_format::{MetaValue, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::backend::{compute_codes, Backend, BackendError, RunInfo, RunOptions};
+use crate::error::QuantizeError;
+use crate::model::{
+    check_element_count, keep_f16, matrix_codes, matrix_shape, quantize_planned_with,
+    HessianSource, MatrixCodes, NoHessians, SourceTensor,
+};
+use crate::parallel::map_largest_first;
+use crate::pipeline::{
+    assemble, encode, prepare, provenance, Artifact, HessianInput, Options, PipelineError,
+    Planning, Prepared,
+};
+use crate::policy::{MatrixPlan, TensorPlan};
+use crate::search::ClipChoice;
+
+use allocate::{adjust, allocate, least_rate, Curve};
+use curve::{measure, sdclip_curve, with_k, Sample};
+
+/// How far under the budget a fitted artifact may land.
+pub const SLACK: u64 = 2_000;
+/// Rounds of codes before the search gives up.
+pub const MAX_ROUNDS: usize = 8;
+
+/// Why a budget cannot be met.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BudgetError {
+    #[error(
+        "a budget of {budget} bytes is under the smallest artifact this recipe allows, about \
+         {smallest} bytes (every tunable tensor at 2.83 x its rule's SDClip k; {fixed} of them \
+         fixed: kept tensors, scales, header, tensors without an SDClip rule): raise the budget, \
+         or lower bits or keep fewer tensors in the recipe"
+    )]
+    TooSmall {
+        budget: u64,
+        smallest: u64,
+        fixed: u64,
+    },
+    #[error(
+        "the budget search ended over the budget: {bytes} bytes against {budget} after {rounds} \
+         rounds (a pgq bug, or a budget within a few hundred bytes of the smallest artifact)"
+    )]
+    Over {
+        budget: u64,
+        bytes: u64,
+        rounds: usize,
+    },
+}
+
+/// A budget run's choice for one quantized tensor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetTensor {
+    pub name: String,
+    /// The rule's SDClip k (`None`: not tunable, fixed by its rule).
+    pub rule_k: Option<f32>,
+    /// The chosen k.
+    pub k: Option<f32>,
+    /// The codes' bytes, exactly (the rANS stream of the codes alone).
+    pub code_bytes: u64,
+    /// The search's error estimate at the chosen k (Hessian-diagonal
+    /// weighted where Hessians were given), calibrated to the codes.
+    pub estimated_error: f64,
+}
+
+/// One round of codes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Round {
+    /// Tensors whose codes were computed this round.
+    pub quantized: usize,
+    /// The file size predicted from exact code bytes.
+    pub predicted_bytes: u64,
+    /// The size of the artifact written this round, if one was.
+    pub written_bytes: Option<u64>,
+    /// The round's codes, their exact sizes and its write.
+    pub seconds: f64,
+}
+
+/// What the budget search did: `pgq quantize --budget` and `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetReport {
+    pub budget_bytes: u64,
+    /// The artifact lands in `[budget - slack, budget]`.
+    pub slack_bytes: u64,
+    pub file_bytes: u64,
+    /// The budget minus the file.
+    pub headroom_bytes: i64,
+    /// False when every tensor took its least-error factor and the file
+    /// still came in under the window: the budget did not constrain.
+    pub binding: bool,
+    /// Whether the run had Hessians for the error weights.
+    pub hessian_weighted: bool,
+    pub rounds: Vec<Round>,
+    pub tensors: Vec<BudgetTensor>,
+    /// Seconds spent on the curves (RTN on sample rows) and the rest's
+    /// estimate.
+    pub curves_seconds: f64,
+    /// Seconds from the start of the search to the last write (curves and
+    /// rounds; the reports' measurements come after).
+    pub search_seconds: f64,
+}
+
+/// One quantized tensor in the search.
+struct Entry {
+    /// Index into the run's sources.
+    index: usize,
+    plan: MatrixPlan,
+    /// The rule's k and the factors of the curve (tunable tensors only).
+    rule_k: Option<f32>,
+    ks: Vec<f32>,
+    /// Uncalibrated curve (one point for a fixed tensor).
+    curve: Curve,
+    /// Rate calibration: the tensor's real code bytes over the curve's.
+    rho: f64,
+    /// Scales of the rule's plan (RTN), for the write with zero codes.
+    scales: Vec<half::f16>,
+    cols: usize,
+}
+
+impl Entry {
+    fn plan_at(&self, option: usize) -> MatrixPlan {
+        match self.ks.get(option) {
+            Some(&k) => with_k(&self.plan, k),
+            None => self.plan.clone(),
+        }
+    }
+
+    fn calibrated(&self) -> Curve {
+        Curve {
+            rate: self.curve.rate.iter().map(|r| r * self.rho).collect(),
+            dist: self.curve.dist.clone(),
+        }
+    }
+}
+
+fn quantize_error(name: &str, error: crate::error::RtnError) -> PipelineError {
+    PipelineError::Backend(BackendError::Quantize(QuantizeError::Rtn {
+        tensor: name.to_string(),
+        error,
+    }))
+}
+
+/// The Hessian diagonal of a tensor, one weight per column.
+fn diagonal(hessian: Option<&[f32]>, cols: usize) -> Option<Vec<f64>> {
+    let h = hessian?;
+    (h.len() == cols.checked_mul(cols)?).then(|| {
+        (0..cols)
+            .map(|j| f64::from(h[j * cols + j]).max(0.0))
+            .collect()
+    })
+}
+
+/// Steps 1 and the scales of step 2 for one tensor.
+fn entry(
+    index: usize,
+    source: &SourceTensor,
+    plan: &MatrixPlan,
+    hessian: Option<&[f32]>,
+) -> Result<Entry, PipelineError> {
+    check_element_count(source).map_err(|e| PipelineError::Backend(e.into()))?;
+    let (rows, cols) = matrix_shape(source).map_err(|e| PipelineError::Backend(e.into()))?;
+    let weights = diagonal(hessian, cols);
+    let sample = Sample::of(&source.values, rows, cols);
+    let name = &source.name;
+    let (rule_k, ks, curve) = match plan.clip {
+        ClipChoice::SdClip { k } => {
+            let (ks, curve) = sdclip_curve(&sample, plan, k, weights.as_deref())
+                .map_err(|e| quantize_error(name, e))?;
+            (Some(k), ks, curve)
+        }
+        _ => {
+            let (rate, dist) =
+                measure(&sample, plan, weights.as_deref()).map_err(|e| quantize_error(name, e))?;
+            (
+                None,
+                Vec::new(),
+                Curve {
+                    rate: vec![rate],
+                    dist: vec![dist],
+                },
+            )
+        }
+    };
+    let (matrix, _) = crate::rtn::quantize_rtn_with(
+        &source.values,
+        rows,
+        cols,
+        plan.bits,
+        plan.group_size,
+        &plan.clip,
+        weights.as_deref(),
+    )
+    .map_err(|e| quantize_error(name, e))?;
+    Ok(Entry {
+        index,
+        plan: plan.clone(),
+        rule_k,
+        ks,
+        curve,
+        rho: 1.0,
+        scales: matrix.scales,
+        cols,
+    })
+}
+
+/// `pgq.budget` and `pgq.budget.k`: the budget, and `name=k` for every
+/// tensor whose factor the search chose, in tensor order.
+fn budget_metadata(
+    budget: u64,
+    entries: &[Entry],
+    choice: &[usize],
+    sources: &[SourceTensor],
+) -> [(String, MetaValue); 2] {
+    let ks: Vec<String> = entries
+        .iter()
+        .zip(choice)
+        .filter_map(|(e, &o)| Some(format!("{}={}", sources[e.index].name, e.ks.get(o)?)))
+        .collect();
+    [
+        ("pgq.budget".to_string(), MetaValue::Str(budget.to_string())),
+        ("pgq.budget.k".to_string(), MetaValue::Str(ks.join(","))),
+    ]
+}
+
+/// The tensors to write: kept ones as fp16, quantized ones from `codes`
+/// (or, where `codes` has none, only their scales, as an fp16 vector: what
+/// the rest of the file costs).
+fn tensors_of(
+    prepared: &Prepared,
+    entries: &[Entry],
+    codes: &[Option<MatrixCodes>],
+) -> Result<Vec<Tensor>, PipelineError> {
+    let mut by_index: BTreeMap<usize, &Entry> = BTreeMap::new();
+    for e in entries {
+        by_index.insert(e.index, e);
+    }
+    prepared
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let data = match (&prepared.plans[i], by_index.get(&i)) {
+                (TensorPlan::Quantize(_), Some(e)) => match &codes[i] {
+                    Some(c) => TensorData::Quantized {
+                        bits: e.plan.bits,
+                        group_size: e.plan.group_size,
+                        codes: c.codes.clone(),
+                        scales: c.scales.clone(),
+                    },
+                    None => {
+                        return Ok(Tensor {
+                            name: source.name.clone(),
+                            shape: vec![e.scales.len() as u64],
+                            data: TensorData::F16(e.scales.clone()),
+                        })
+                    }
+                },
+                _ => keep_f16(source).map_err(|e| PipelineError::Backend(e.into()))?,
+            };
+            Ok(Tensor {
+                name: source.name.clone(),
+                shape: source.shape.clone(),
+                data,
+            })
+        })
+        .collect()
+}
+
+/// Like [`crate::pipeline::quantize`], choosing each tunable tensor's SDClip
+/// factor so that the artifact lands within [`SLACK`] bytes under
+/// `budget` with the least total error (see the module documentation).
+pub fn quantize_to_budget(
+    backend: &Backend,
+    sources: &[SourceTensor],
+    planning: &Planning,
+    hessians: Option<&HessianInput>,
+    options: &Options,
+    budget: u64,
+) -> Result<(Artifact, BudgetReport), PipelineError> {
+    let prepared = prepare(sources, planning, hessians, options)?;
+    let search_started = std::time::Instant::now();
+    let hessian_source = hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source);
+    let threads = options.threads;
+    let observe = |round: &str, total: usize| {
+        if let Some(o) = options.observer {
+            o.start(total, &format!("{} ({round})", backend.describe()));
+        }
+    };
+
+    // 1. Curves, in parallel, largest tensor first.
+    let matrices: Vec<usize> = (0..prepared.sources.len())
+        .filter(|&i| matches!(prepared.plans[i], TensorPlan::Quantize(_)))
+        .collect();
+    observe("budget: rate-distortion curves", matrices.len());
+    let results = map_largest_first(
+        &matrices,
+        threads,
+        |&i| prepared.sources[i].values.len() as u64,
+        |&i| {
+            let TensorPlan::Quantize(plan) = &prepared.plans[i] else {
+                unreachable!("filtered to quantized plans")
+            };
+            let source = &prepared.sources[i];
+            entry(i, source, plan, hessian_source.hessian(&source.name))
+        },
+        |done, index| {
+            if let (Some(o), Some(&i)) = (options.observer, matrices.get(index)) {
+                o.tensor(done, matrices.len(), &prepared.sources[i].name);
+            }
+        },
+    );
+    let mut entries = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let count = prepared.sources.len();
+    let mut codes: Vec<Option<MatrixCodes>> = vec![None; count];
+
+    // 2. The rest: one write of everything but the codes.
+    let base_choice: Vec<usize> = entries
+        .iter()
+        .map(|e| e.ks.iter().position(|&k| Some(k) == e.rule_k).unwrap_or(0))
+        .collect();
+    let write = |choice: &[usize], codes: &[Option<MatrixCodes>], entries: &[Entry]| {
+        let tensors = tensors_of(&prepared, entries, codes)?;
+        let retried: Vec<String> = entries
+            .iter()
+            .filter_map(|e| {
+                let (damp, attempts) = codes[e.index].as_ref()?.damp?;
+                (attempts > 1).then(|| format!("{}={damp}", prepared.sources[e.index].name))
+            })
+            .collect();
+        let mut metadata = provenance(
+            planning,
+            options,
+            prepared.source_digest.clone(),
+            hessians,
+            &prepared.rules,
+            &retried,
+        );
+        metadata.extend(budget_metadata(budget, entries, choice, &prepared.sources));
+        Ok::<_, PipelineError>(encode(&tensors, &metadata, options.compression)?)
+    };
+    let mut rest = write(&base_choice, &codes, &entries)?.len() as f64;
+    let curves_seconds = search_started.elapsed().as_secs_f64();
+
+    let target = |rest: f64| budget as f64 - (SLACK / 2) as f64 - rest;
+    let curves = |entries: &[Entry]| entries.iter().map(Entry::calibrated).collect::<Vec<_>>();
+    let too_small = |entries: &[Entry], rest: f64| {
+        let least = least_rate(&curves(entries));
+        BudgetError::TooSmall {
+            budget,
+            smallest: (least + rest).round().max(0.0) as u64,
+            fixed: rest.round().max(0.0) as u64,
+        }
+    };
+
+    let mut choice = allocate(&curves(&entries), target(rest))
+        .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+    // 4. Rounds.
+    let mut exact: Vec<u64> = vec![0; entries.len()];
+    let mut dirty: Vec<bool> = vec![true; entries.len()];
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut run: Option<RunInfo> = None;
+    let mut written: Option<Vec<u8>> = None;
+    for round in 1..=MAX_ROUNDS {
+        let round_started = std::time::Instant::now();
+        let todo: Vec<usize> = (0..entries.len()).filter(|&e| dirty[e]).collect();
+        observe(&format!("budget round {round}"), todo.len());
+        let mut plans = vec![TensorPlan::Keep; count];
+        for &e in &todo {
+            plans[entries[e].index] = TensorPlan::Quantize(entries[e].plan_at(choice[e]));
+        }
+        let (mut fresh, info) = compute_codes(
+            backend,
+            &prepared.sources,
+            &plans,
+            hessian_source,
+            &RunOptions::threads(threads),
+        )?;
+        run = Some(match run {
+            None => info,
+            Some(mut total) => {
+                total.codes_ms += info.codes_ms;
+                total.fallbacks.extend(info.fallbacks);
+                total
+            }
+        });
+        // What the backend left (a CUDA fallback) runs on the CPU, which
+        // also names the error of a tensor that cannot be quantized.
+        for &e in &todo {
+            let i = entries[e].index;
+            if fresh[i].is_none() {
+                let source = &prepared.sources[i];
+                let plan = entries[e].plan_at(choice[e]);
+                let c = matrix_codes(source, &plan, hessian_source.hessian(&source.name), threads)
+                    .map_err(|e| PipelineError::Backend(e.into()))?;
+                fresh[i] = Some(c);
+            }
+        }
+        let measured = map_largest_first(
+            &todo,
+            threads,
+            |&e| prepared.sources[entries[e].index].values.len() as u64,
+            |&e| {
+                fresh[entries[e].index]
+                    .as_ref()
+                    .map_or(0, |c| code_bytes(&c.codes, entries[e].cols))
+            },
+            |_, _| {},
+        );
+        for (&e, bytes) in todo.iter().zip(measured) {
+            let i = entries[e].index;
+            exact[e] = bytes;
+            let estimate = entries[e].curve.rate[choice[e]];
+            if estimate > 0.0 {
+                entries[e].rho = bytes as f64 / estimate;
+            }
+            codes[i] = fresh[i].take();
+            dirty[e] = false;
+        }
+        let predicted = rest + exact.iter().sum::<u64>() as f64;
+        let mut record = Round {
+            quantized: todo.len(),
+            predicted_bytes: predicted.round().max(0.0) as u64,
+            written_bytes: None,
+            seconds: 0.0,
+        };
+        let low = budget.saturating_sub(SLACK) as f64;
+        let last = round == MAX_ROUNDS;
+        if (predicted >= low && predicted <= budget as f64) || last {
+            if let Some(o) = options.observer {
+                o.compressing(&options.compression.describe());
+            }
+            let bytes = write(&choice, &codes, &entries)?;
+            let size = bytes.len() as u64;
+            record.written_bytes = Some(size);
+            rest += size as f64 - predicted;
+            record.seconds = round_started.elapsed().as_secs_f64();
+            rounds.push(record);
+            let fits = size <= budget && size >= budget.saturating_sub(SLACK);
+            written = Some(bytes);
+            if fits || last {
+                break;
+            }
+        } else {
+            record.seconds = round_started.elapsed().as_secs_f64();
+            rounds.push(record);
+        }
+        let next = adjust(&curves(&entries), choice.clone(), target(rest))
+            .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+        let moved: Vec<usize> = (0..entries.len())
+            .filter(|&e| next[e] != choice[e])
+            .collect();
+        if moved.is_empty() {
+            // Nothing left to move: the budget does not bind (or no step is
+            // small enough); the last write stands if it fits.
+            if written.is_none() {
+                let bytes = write(&choice, &codes, &entries)?;
+                if let Some(r) = rounds.last_mut() {
+                    r.written_bytes = Some(bytes.len() as u64);
+                }
+                written = Some(bytes);
+            }
+            break;
+        }
+        for e in moved {
+            dirty[e] = true;
+        }
+        choice = next;
+        written = None;
+    }
+    let Some(bytes) = written else {
+        unreachable!("the last round always writes")
+    };
+    let size = bytes.len() as u64;
+    if size > budget {
+        return Err(PipelineError::Budget(BudgetError::Over {
+            budget,
+            bytes: size,
+            rounds: rounds.len(),
+        }));
+    }
+    let search_seconds = search_started.elapsed().as_secs_f64();
+
+    // The reports, measured from the codes (the same tensors as written).
+    let plans: Vec<TensorPlan> = (0..count)
+        .map(|i| match entries.iter().position(|e| e.index == i) {
+            Some(e) => TensorPlan::Quantize(entries[e].plan_at(choice[e])),
+            None => prepared.plans[i].clone(),
+        })
+        .collect();
+    observe("reports", count);
+    let tick = |done: usize, total: usize, name: &str| {
+        if let Some(o) = options.observer {
+            o.tensor(done, total, name);
+        }
+    };
+    let model = quantize_planned_with(
+        &prepared.sources,
+        &plans,
+        hessian_source,
+        threads,
+        Some(&tick),
+        &codes,
+    )
+    .map_err(|e| PipelineError::Backend(e.into()))?;
+    let free: Vec<usize> = entries
+        .iter()
+        .map(|e| {
+            (0..e.curve.dist.len())
+                .min_by(|&a, &b| e.curve.dist[a].total_cmp(&e.curve.dist[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    let report = BudgetReport {
+        budget_bytes: budget,
+        slack_bytes: SLACK,
+        file_bytes: size,
+        headroom_bytes: budget as i64 - size as i64,
+        binding: !(choice == free && size < budget.saturating_sub(SLACK)),
+        hessian_weighted: hessians.is_some(),
+        rounds,
+        tensors: entries
+            .iter()
+            .zip(&choice)
+            .zip(&exact)
+            .map(|((e, &o), &bytes)| BudgetTensor {
+                name: prepared.sources[e.index].name.clone(),
+                rule_k: e.rule_k,
+                k: e.ks.get(o).copied(),
+                code_bytes: bytes,
+                estimated_error: e.curve.dist[o],
+            })
+            .collect(),
+        curves_seconds,
+        search_seconds,
+    };
+    let run = run.unwrap_or_else(|| RunInfo {
+        backend: backend.describe(),
+        matrices: 0,
+        fallbacks: Vec::new(),
+        codes_ms: 0.0,
+        device_ms: None,
+    });
+    let artifact = assemble(prepared, bytes, model, run)?;
+    Ok((artifact, report))
+}
+
+#[cfg(test)]
+mod tests;
