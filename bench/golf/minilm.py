@@ -102,6 +102,15 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
         return sim.argmax(-1)
 
     reference = embed(model)
+
+    def score(artifact):
+        """Mean cosine to the float model's embeddings, and top-1 agreement."""
+        qmodel = copy.deepcopy(model)
+        pgq.torch.load_into(qmodel, artifact)
+        quantized = embed(qmodel)
+        cosine = float((reference * quantized).sum(-1).mean())
+        agreement = float((neighbours(reference) == neighbours(quantized)).float().mean())
+        return cosine, agreement
     float_state = {k: v.clone() for k, v in pgq.torch.weights(model).items()}
     params = sum(v.numel() for v in float_state.values())
     hessians = {}
@@ -124,15 +133,31 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
             results.append(dict(method=label, family=family, bits=bits, error=str(e)))
             continue
         seconds = time.perf_counter() - started
-        qmodel = copy.deepcopy(model)
-        pgq.torch.load_into(qmodel, artifact)
-        quantized = embed(qmodel)
-        del qmodel
-        cosine = float((reference * quantized).sum(-1).mean())
-        agreement = float((neighbours(reference) == neighbours(quantized)).float().mean())
+        cosine, agreement = score(artifact)
         results.append(dict(method=label, family=family, bits=bits, bytes=len(artifact),
                             cosine=round(cosine, 4), top1_agreement=round(agreement, 4),
                             seconds=round(seconds, 2)))
+        log(f"  minilm {label:<40} {len(artifact):>11,} B  cosine {cosine:.4f}  top-1 {agreement:.3f}")
+    # `--budget` at the bytes of the uniform-k recipes (RTN, no Hessians):
+    # the default policy's clip, each tensor's k chosen for the bytes.
+    fits = [(t, a) for t in results if t.get("family") == "rtn sdclip" and "bytes" in t
+            for a in ("uniform", "per-tensor")]
+    for target, allocation in fits:
+        label = f"budget {allocation} = {target['method']}"
+        recipe = next(rec for lab, _, _, rec, _ in recipes() if lab == "rtn sdclip int6")
+        started = time.perf_counter()
+        try:
+            artifact = pgq.quantize(float_state, recipe=recipe, progress=False, budget=target["bytes"],
+                                    allocation=allocation)
+        except pgq.PgqError as e:
+            results.append(dict(method=label, family=f"pgq --budget {allocation}", bits=None, error=str(e)))
+            log(f"  minilm {label:<40} {e}")
+            continue
+        seconds = time.perf_counter() - started
+        cosine, agreement = score(artifact)
+        results.append(dict(method=label, family=f"pgq --budget {allocation}", bits=None, bytes=len(artifact),
+                            cosine=round(cosine, 4), top1_agreement=round(agreement, 4),
+                            seconds=round(seconds, 2), versus=target["method"]))
         log(f"  minilm {label:<40} {len(artifact):>11,} B  cosine {cosine:.4f}  top-1 {agreement:.3f}")
     return {"parameters": params, "held_out_sentences": len(texts_held_out),
             "calibration_sentences": len(texts_calibration), "results": results}

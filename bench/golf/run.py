@@ -39,6 +39,12 @@ sys.path.insert(0, str(HERE))
 CHALLENGE_BYTES = 16_000_000
 
 
+# The records' hand-tuned recipes: uniform k 12.85 (int8 k 20 embedding),
+# per-class k 12/13 with an int7 k 15 embedding, groupwise int6 with a
+# Hessian-weighted clip search. `--budget` is judged at their bytes.
+FIT_AGAINST = ("recipe default", "recipe per-class-clip", "recipe groupwise-hessian")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -61,6 +67,11 @@ def parse_args(argv=None):
     p.add_argument("--budget", default="auto",
                    help='bytes for the budget view; "auto": 16,000,000 x this model\'s parameters / '
                         "the 36M model's (the same bits per parameter)")
+    p.add_argument("--fit", nargs="*", default=list(FIT_AGAINST), metavar="METHOD",
+                   help="after the methods, fit the default recipe (GPTQ) with `pgq.quantize("
+                        "budget=...)`, both allocations, to the bytes of each of these methods "
+                        "(default: the records' hand-tuned recipes: %(default)s); none: --fit "
+                        "with no name")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write val_bpb against bytes (matplotlib)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -180,6 +191,36 @@ def main(argv=None) -> int:
         results.append(row)
         log(f"[{i}/{len(chosen)}] {method.name:<32} {len(artifact):>10,} B  val_bpb {bpb:.4f} "
             f"({bpb - float_bpb:+.4f})  {seconds:5.1f} s  status quo {sq:,} B")
+
+    default_recipe = (REPO / "recipes" / "default.toml").read_text()
+    fits = [(t, a) for t in results if t["method"] in args.fit and "bytes" in t
+            for a in ("uniform", "per-tensor")]
+    for target, allocation in fits:
+        if hessians is None:
+            hessians = pgq.torch.collect_hessians(model, calib, tied_inputs=tied)
+        name = f"budget {allocation} = {target['method']}"
+        family = f"pgq --budget --allocate {allocation}"
+        qmodel = copy.deepcopy(model)
+        t = time.perf_counter()
+        try:
+            artifact = pgq.quantize(float_state, recipe=default_recipe, hessians=hessians,
+                                    progress=False, budget=target["bytes"], allocation=allocation)
+        except pgq.PgqError as e:
+            log(f"{name}: {e}")
+            results.append(dict(method=name, family=family, bits=None, error=f"{type(e).__name__}: {e}"))
+            continue
+        seconds = time.perf_counter() - t
+        pgq.torch.load_into(qmodel, artifact)
+        bpb = evaluate(qmodel)
+        fit = artifact.report["budget"]
+        row = dict(method=name, family=family, bits=None, bytes=len(artifact),
+                   bits_per_parameter=round(8 * len(artifact) / params, 4), val_bpb=round(bpb, 5),
+                   delta_vs_float=round(bpb - float_bpb, 5), seconds=round(seconds, 2),
+                   budget_bytes=target["bytes"], binding=fit["binding"],
+                   versus=dict(method=target["method"], val_bpb=target["val_bpb"]))
+        results.append(row)
+        log(f"{name:<52} {len(artifact):>10,} B  val_bpb {bpb:.4f} ({bpb - target['val_bpb']:+.4f} "
+            f"vs the recipe)  {seconds:5.1f} s{'' if fit['binding'] else '  (budget not binding)'}")
 
     budget = (round(CHALLENGE_BYTES * params / challenge_parameters())
               if args.budget == "auto" else int(args.budget))

@@ -1,12 +1,14 @@
 //! `cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]`, or
 //! `... -- codecs [ARTIFACT.pgq ...]` (the demo model, then each artifact's
-//! tensors: rANS beside brotli, zstd, the status quo, lrzip and zpaq).
+//! tensors: rANS beside brotli, zstd, the status quo, lrzip and zpaq), or
+//! `... -- budget` (`--budget` against the hand-tuned recipes, and its time).
 //!
 //! Benchmarks measure, tests assert: nothing here fails on a number. Every
 //! figure is measured side by side in one run on the same data (the demo
 //! model, 35.9M parameters, default recipe), and reported as ratios, so
 //! that a noisy shared machine moves both sides alike.
 
+mod budget;
 mod codecs;
 
 use std::hint::black_box;
@@ -251,13 +253,18 @@ fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !matches!(
         what.as_str(),
-        "sizes" | "decode" | "quantize" | "all" | "codecs"
+        "sizes" | "decode" | "quantize" | "all" | "codecs" | "budget"
     ) {
         eprintln!(
             "usage: cargo run --release -p pgq-bench -- [sizes|decode|quantize|all]\n       \
-             cargo run --release -p pgq-bench -- codecs [ARTIFACT.pgq ...]"
+             cargo run --release -p pgq-bench -- codecs [ARTIFACT.pgq ...]\n       \
+             cargo run --release -p pgq-bench -- budget"
         );
         std::process::exit(3);
+    }
+    if what == "budget" {
+        budget::run();
+        return;
     }
     if what == "codecs" {
         codecs::compare("demo model (default policy, RTN)", &model());

@@ -89,15 +89,26 @@ fn the_demo_lands_within_2000_bytes_under_every_budget() {
         .filter_map(|t| t["hessian_error"].as_f64())
         .sum();
 
-    for budget in [size * 85 / 100, size * 95 / 100, size, size * 110 / 100] {
+    for (budget, allocate) in [
+        (size * 85 / 100, "uniform"),
+        (size * 95 / 100, "per-tensor"),
+        (size, "per-tensor"),
+        (size * 110 / 100, "uniform"),
+    ] {
         let out = dir.join(format!("b{budget}.pgq"));
         let arg = budget.to_string();
-        let o = quantize(&model, &hessians, &out, &["--budget", &arg]);
+        let o = quantize(
+            &model,
+            &hessians,
+            &out,
+            &["--budget", &arg, "--allocate", allocate],
+        );
         assert_eq!(code(&o), 0, "{budget}: {}", stderr(&o));
         let bytes = assert_in_window(&out, budget);
         let report = json(&o);
         let b = &report["budget"];
         assert_eq!(b["budget_bytes"].as_u64(), Some(budget));
+        assert_eq!(b["allocation"].as_str(), Some(allocate));
         assert_eq!(b["file_bytes"].as_u64(), Some(bytes));
         assert_eq!(b["headroom_bytes"].as_i64(), Some((budget - bytes) as i64));
         assert!(b["rounds"].as_array().unwrap().len() <= 8);
@@ -105,7 +116,7 @@ fn the_demo_lands_within_2000_bytes_under_every_budget() {
         let tensors = b["tensors"].as_array().unwrap();
         assert!(!tensors.is_empty());
         assert!(tensors.iter().all(|t| t["k"].as_f64().is_some()));
-        // At the plain run's own size, the fitted artifact has less total
+        // At the plain run's own size, per-tensor k gives less total
         // relative Hessian error than the recipe's uniform k.
         if budget == size {
             let error: f64 = report["tensors"]
@@ -201,10 +212,14 @@ fn impossible_budgets_and_bad_values_are_refused() {
 #[test]
 fn minilm_without_hessians_lands_within_2000_bytes() {
     let dir = scratch("budget-minilm");
-    for budget in [11_000_000u64, 10_000_000] {
+    for (budget, allocate) in [(11_000_000u64, "uniform"), (10_000_000, "per-tensor")] {
         let out = dir.join(format!("minilm-{budget}.pgq"));
         let arg = budget.to_string();
-        let o = quantize_minilm(&out, None, &["--budget", &arg, "--json"]);
+        let o = quantize_minilm(
+            &out,
+            None,
+            &["--budget", &arg, "--allocate", allocate, "--json"],
+        );
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_in_window(&out, budget);
         let report = json(&o);

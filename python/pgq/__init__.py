@@ -220,6 +220,7 @@ def quantize(
     threads: int = 0,
     drop_non_float: bool = False,
     budget: int | None = None,
+    allocation: str = "uniform",
 ) -> Artifact:
     """Quantizes a mapping of names to tensors into a `.pgq` artifact.
 
@@ -246,6 +247,9 @@ def quantize(
         for a submission, 16_000_000 minus the code's bytes). The search's
         report is ``artifact.report["budget"]``. A budget under the smallest
         artifact the recipe allows raises QuantizeError, saying how small.
+    allocation: with ``budget``: "uniform" scales every SDClip k by one
+        factor (the recipe's ratios kept); "per-tensor" gives each tensor the
+        k of least total error (``pgq quantize --allocate``).
 
     Raises QuantizeError (the inputs cannot be quantized), UsageError (the
     arguments do not fit together), TypeError/ValueError (a value that is not
@@ -263,6 +267,7 @@ def quantize(
         only=list(only or []),
         progress=progress,
         budget=budget,
+        allocation=allocation,
         **_recipe_args(recipe),
     )
     if note:

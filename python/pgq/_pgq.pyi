@@ -42,6 +42,7 @@ def quantize(
     only: list[str] = ...,
     progress: bool = True,
     budget: int | None = None,
+    allocation: str = "uniform",
 ) -> tuple[bytes, str, list[str], str | None]:
     """(artifact bytes, report JSON, warnings, backend note)."""
 

@@ -16,7 +16,7 @@ use pyo3::types::PyBytes;
 
 use pgq_format::{read, read_header, Compression, FormatError, ReadOptions};
 use pgq_quantizer::backend::{select, DeviceChoice};
-use pgq_quantizer::budget::quantize_to_budget;
+use pgq_quantizer::budget::{quantize_to_budget, Allocation, Budget};
 use pgq_quantizer::pipeline::{
     self, Hessians, Observer, Options, PipelineError, Planning, ProgressBar,
 };
@@ -160,7 +160,7 @@ struct WithBudget {
 /// backend note)`. `recipe` is TOML text; `recipe_path` a file; neither
 /// is the default policy (plain RTN), as `pgq quantize` without --recipe.
 #[pyfunction]
-#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="auto", level=None, only=Vec::new(), progress=true, budget=None))]
+#[pyo3(signature = (tensors, *, hessians=None, recipe=None, recipe_path=None, device="auto", threads=0, codec="auto", level=None, only=Vec::new(), progress=true, budget=None, allocation="uniform"))]
 #[allow(clippy::too_many_arguments)]
 fn quantize<'py>(
     py: Python<'py>,
@@ -175,7 +175,17 @@ fn quantize<'py>(
     only: Vec<String>,
     progress: bool,
     budget: Option<u64>,
+    allocation: &str,
 ) -> PyResult<Quantized<'py>> {
+    let allocation = match allocation {
+        "uniform" => Allocation::Uniform,
+        "per-tensor" => Allocation::PerTensor,
+        other => {
+            return Err(UsageError::new_err(format!(
+                "allocation {other:?}: \"uniform\" or \"per-tensor\""
+            )))
+        }
+    };
     let compression = Compression::from_name(codec, level).map_err(UsageError::new_err)?;
     let choice = match device {
         "auto" => DeviceChoice::Auto,
@@ -234,7 +244,7 @@ fn quantize<'py>(
                 &planning,
                 input.as_ref(),
                 &options,
-                bytes,
+                Budget { bytes, allocation },
             )
             .map(|(a, report)| (a, Some(report))),
         };

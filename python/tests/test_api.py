@@ -188,3 +188,31 @@ clip = "absmax"
         np.testing.assert_array_equal(c.codes.astype(np.float32) * scales, loaded[name])
     assert stored["tok_emb.weight"].bits == 8 and stored["tok_emb.weight"].group_size == 0
     assert stored["blocks.0.mlp.fc.weight"].bits == 5 and stored["blocks.0.mlp.fc.weight"].group_size == 64
+
+
+def test_a_budget_fits_the_artifact_and_matches_the_cli(tmp_path, pgq_cli):
+    from safetensors.numpy import save_file
+
+    model = small_model(2)
+    plain = pgq.quantize(model, progress=False)
+    budget = len(plain) * 9 // 10
+    fitted = pgq.quantize(model, progress=False, budget=budget)
+    assert budget - 2_000 <= len(fitted) <= budget
+    assert fitted.report["budget"]["allocation"] == "uniform"
+    per_tensor = pgq.quantize(model, progress=False, budget=budget, allocation="per-tensor")
+    assert budget - 2_000 <= len(per_tensor) <= budget
+    with pytest.raises(pgq.UsageError):
+        pgq.quantize(model, progress=False, budget=budget, allocation="greedy")
+    report = fitted.report["budget"]
+    assert report["budget_bytes"] == budget and report["file_bytes"] == len(fitted)
+    assert {t["name"] for t in report["tensors"]} == {
+        "tok_emb.weight", "blocks.0.attn.c_q.weight", "blocks.0.mlp.fc.weight"}
+    assert "budget" not in plain.report
+    # The CLI fits the same tensors to the same bytes.
+    source = tmp_path / "m.safetensors"
+    save_file(model, str(source))
+    out = tmp_path / "fit.pgq"
+    pgq_cli("quantize", source, "-o", out, "--budget", str(budget))
+    assert pgq.quantize(read_safetensors(source), progress=False, budget=budget).bytes == out.read_bytes()
+    with pytest.raises(pgq.QuantizeError, match="smallest artifact"):
+        pgq.quantize(model, progress=False, budget=1_000)

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use pgq_quantizer::backend::{compute_codes, Backend, RunOptions};
-use pgq_quantizer::budget::{quantize_to_budget, BudgetReport};
+use pgq_quantizer::budget::{quantize_to_budget, Allocation, Budget, BudgetReport};
 use pgq_quantizer::pipeline::{self, select, Options, Planning};
 pub use pgq_quantizer::pipeline::{Report, TensorRow, VersusRtn};
 use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan};
@@ -50,12 +50,14 @@ use crate::render::{shape, table, thousands};
 /// 4.3.1: the same tensors saved another way give the same digest, and
 /// pgq.quantize in Python writes the same bytes), and any damping retry.
 ///
-/// --budget BYTES fits the artifact to BYTES: every tensor whose rule clips
-/// with SDClip gets its own k, from half to 2.83 times the rule's, chosen
-/// to minimise the total error (Hessian-diagonal weighted with --hessians,
-/// else plain squared error) with the file between BYTES - 2,000 and BYTES;
-/// the codes' sizes are exact (the rANS rate model), not guessed, and only
-/// the tensors that must move are quantized again. --code train_gpt.py
+/// --budget BYTES fits the artifact to BYTES, the file between BYTES - 2,000
+/// and BYTES: the k of every tensor whose rule clips with SDClip moves
+/// within half to 2.83 times the rule's. --allocate uniform (the default)
+/// scales every k by one factor, keeping the recipe's ratios, as
+/// participants tune by hand; --allocate per-tensor gives each tensor the
+/// k of least total error (Hessian-diagonal weighted with --hessians, else
+/// plain squared error). The codes' sizes are exact (the rANS rate model),
+/// not guessed, and only the tensors that must move are quantized again. --code train_gpt.py
 /// (repeatable) instead sets BYTES to --cap (default 16,000,000) minus the
 /// code files' bytes. Exits 1 when BYTES is under the smallest artifact the
 /// recipe allows (it says how small that is). See docs/QUANTIZATION.md.
@@ -110,6 +112,12 @@ pub struct QuantizeArgs {
     /// choosing each SDClip tensor's k; `_` and `,` may group digits.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with_all = ["code", "repeat"])]
     pub budget: Option<u64>,
+    /// How --budget (or --code) shares the bytes: `uniform` scales every
+    /// SDClip k by one factor (the recipe's ratios kept, as by hand);
+    /// `per-tensor` gives each tensor the k of least total error (see
+    /// docs/QUANTIZATION.md for when each wins).
+    #[arg(long, value_enum, default_value_t = AllocationArg::Uniform)]
+    pub allocate: AllocationArg,
     /// Fit the artifact to --cap minus these files' bytes (the submission's
     /// code, e.g. train_gpt.py; repeatable).
     #[arg(long, value_name = "FILE", conflicts_with = "repeat")]
@@ -131,6 +139,22 @@ pub struct QuantizeArgs {
     /// Print a JSON report instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--allocate`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocationArg {
+    Uniform,
+    PerTensor,
+}
+
+impl From<AllocationArg> for Allocation {
+    fn from(arg: AllocationArg) -> Self {
+        match arg {
+            AllocationArg::Uniform => Allocation::Uniform,
+            AllocationArg::PerTensor => Allocation::PerTensor,
+        }
+    }
 }
 
 /// A byte count: digits, optionally grouped with `_` or `,`.
@@ -376,7 +400,11 @@ pub fn budget_lines(report: &BudgetReport, origin: &str) -> Vec<String> {
         report.search_seconds,
     )];
     lines.push(format!(
-        "k chosen per tensor: {moved} of {tunable} tunable tensors moved from their rule's k{range}; error weights: {}",
+        "k chosen {}: {moved} of {tunable} tunable tensors moved from their rule's k{range}; error weights: {}",
+        match report.allocation {
+            Allocation::Uniform => "by one factor (--allocate uniform)",
+            Allocation::PerTensor => "per tensor (--allocate per-tensor)",
+        },
         if report.hessian_weighted {
             "the Hessian's diagonal"
         } else {
@@ -429,7 +457,10 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
             &planning,
             input.as_ref(),
             &options,
-            *bytes,
+            Budget {
+                bytes: *bytes,
+                allocation: args.allocate.into(),
+            },
         ) {
             Ok((artifact, report)) => (Ok(artifact), Some(report)),
             Err(e) => (Err(e), None),

@@ -62,6 +62,39 @@ pub const SLACK: u64 = 2_000;
 /// Rounds of codes before the search gives up.
 pub const MAX_ROUNDS: usize = 8;
 
+/// How the budget is shared among the tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocation {
+    /// One factor for every tunable tensor's k (the recipe's ratios kept,
+    /// as participants tune by hand), then single steps of a few tensors
+    /// to land in the window.
+    #[default]
+    Uniform,
+    /// Each tensor's k on its own, for the least total error.
+    PerTensor,
+}
+
+impl Allocation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocation::Uniform => "uniform",
+            Allocation::PerTensor => "per-tensor",
+        }
+    }
+}
+
+/// Steps either side of the common factor that [`Allocation::Uniform`]
+/// lets a tensor move to land in the window (2^(2/32): 4.4%).
+pub const UNIFORM_SPAN: i32 = 2;
+
+/// What to fit the artifact to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: u64,
+    pub allocation: Allocation,
+}
+
 /// Why a budget cannot be met.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BudgetError {
@@ -129,6 +162,7 @@ pub struct BudgetReport {
     pub binding: bool,
     /// Whether the run had Hessians for the error weights.
     pub hessian_weighted: bool,
+    pub allocation: Allocation,
     pub rounds: Vec<Round>,
     pub tensors: Vec<BudgetTensor>,
     /// Seconds spent on the curves (RTN on sample rows) and the rest's
@@ -146,6 +180,9 @@ struct Entry {
     plan: MatrixPlan,
     /// The rule's k and the factors of the curve (tunable tensors only).
     rule_k: Option<f32>,
+    /// Every factor and its curve; `ks` and `curve` may be a window of it
+    /// ([`Allocation::Uniform`]).
+    full: (Vec<f32>, Curve),
     ks: Vec<f32>,
     /// Uncalibrated curve (one point for a fixed tensor).
     curve: Curve,
@@ -162,6 +199,31 @@ impl Entry {
             Some(&k) => with_k(&self.plan, k),
             None => self.plan.clone(),
         }
+    }
+
+    /// Keeps only the options within [`UNIFORM_SPAN`] steps of `step`;
+    /// returns the option of `step` in the window.
+    fn narrow(&mut self, step: usize) -> usize {
+        if self.ks.is_empty() {
+            return 0;
+        }
+        let (ks, curve) = &self.full;
+        let span = UNIFORM_SPAN as usize;
+        let range = step.saturating_sub(span)..(step + span + 1).min(ks.len());
+        self.ks = ks[range.clone()].to_vec();
+        // Within the window, bytes alone: uniform fills the budget as a
+        // participant would (a finer step for more bytes), whatever the
+        // error proxy says about the last steps.
+        // Relative to the tensor's bytes at the common step, so that the
+        // last bytes go to the smallest tensors: the ratios of the large
+        // ones, which carry the model, stay the recipe's.
+        let rate = curve.rate[range].to_vec();
+        let center = curve.rate[step].max(1.0);
+        self.curve = Curve {
+            dist: rate.iter().map(|r| -r / center).collect(),
+            rate,
+        };
+        step - step.saturating_sub(span)
     }
 
     fn calibrated(&self) -> Curve {
@@ -230,16 +292,73 @@ fn entry(
         weights.as_deref(),
     )
     .map_err(|e| quantize_error(name, e))?;
+    // The curve's level from the rule's own codes on the whole tensor: the
+    // sample and the one-table estimate miss what runs of rows and column
+    // classes save on trained weights (1-2% on the proving ground's
+    // embedding), which GPTQ's codes share.
+    let base = ks.iter().position(|&k| Some(k) == rule_k).unwrap_or(0);
+    let estimate = curve.rate[base];
+    let rho = if estimate > 0.0 {
+        code_bytes(&matrix.codes, cols) as f64 / estimate
+    } else {
+        1.0
+    };
     Ok(Entry {
         index,
         plan: plan.clone(),
         rule_k,
+        full: (ks.clone(), curve.clone()),
         ks,
         curve,
-        rho: 1.0,
+        rho,
         scales: matrix.scales,
         cols,
     })
+}
+
+/// [`Allocation::Uniform`]: narrows every tunable tensor to the window
+/// around the common step (see [`common_step`]), from the calibrated
+/// curves. `None` when no common step fits.
+fn center(entries: &mut [Entry], target: f64) -> Option<Vec<usize>> {
+    let full: Vec<Curve> = entries
+        .iter()
+        .map(|e| Curve {
+            rate: e.full.1.rate.iter().map(|r| r * e.rho).collect(),
+            dist: e.full.1.dist.clone(),
+        })
+        .collect();
+    let step = common_step(&full, entries, target)?;
+    Some(entries.iter_mut().map(|e| e.narrow(step)).collect())
+}
+
+/// The common step of [`Allocation::Uniform`]: the finest (most bytes) at
+/// which every tunable tensor together fits `target`. `None` when none
+/// fits.
+fn common_step(curves: &[Curve], entries: &[Entry], target: f64) -> Option<usize> {
+    let steps = entries.iter().map(|e| e.full.0.len()).max()?;
+    (0..steps)
+        .filter_map(|s| {
+            let at = |c: &Curve, e: &Entry, v: &[f64]| {
+                if e.full.0.is_empty() {
+                    v[0]
+                } else {
+                    v[s.min(c.rate.len() - 1)]
+                }
+            };
+            let rate: f64 = curves
+                .iter()
+                .zip(entries)
+                .map(|(c, e)| at(c, e, &c.rate))
+                .sum();
+            let dist: f64 = curves
+                .iter()
+                .zip(entries)
+                .map(|(c, e)| at(c, e, &c.dist))
+                .sum();
+            (rate <= target).then_some((s, dist))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(s, _)| s)
 }
 
 /// `pgq.budget` and `pgq.budget.k`: the budget, and `name=k` for every
@@ -314,8 +433,12 @@ pub fn quantize_to_budget(
     planning: &Planning,
     hessians: Option<&HessianInput>,
     options: &Options,
-    budget: u64,
+    budget: Budget,
 ) -> Result<(Artifact, BudgetReport), PipelineError> {
+    let Budget {
+        bytes: budget,
+        allocation,
+    } = budget;
     let prepared = prepare(sources, planning, hessians, options)?;
     let search_started = std::time::Instant::now();
     let hessian_source = hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source);
@@ -391,8 +514,18 @@ pub fn quantize_to_budget(
         }
     };
 
-    let mut choice = allocate(&curves(&entries), target(rest))
-        .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+    // Uniform: every tensor at the common step, then the last bytes to the
+    // smallest tensors (a Lagrangian over its linear window objective would
+    // send whole tensors to the window's ends).
+    let mut choice = match allocation {
+        Allocation::Uniform => {
+            let centers = center(&mut entries, target(rest))
+                .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+            allocate::fill(&curves(&entries), centers, target(rest))
+        }
+        Allocation::PerTensor => allocate(&curves(&entries), target(rest))
+            .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?,
+    };
     // 4. Rounds.
     let mut exact: Vec<u64> = vec![0; entries.len()];
     let mut dirty: Vec<bool> = vec![true; entries.len()];
@@ -483,10 +616,33 @@ pub fn quantize_to_budget(
             record.seconds = round_started.elapsed().as_secs_f64();
             rounds.push(record);
         }
-        let next = adjust(&curves(&entries), choice.clone(), target(rest))
-            .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+        let mut next = adjust(&curves(&entries), choice.clone(), target(rest));
+        let stuck = next
+            .as_ref()
+            .is_none_or(|n| *n == choice && !(predicted >= low && predicted <= budget as f64));
+        if allocation == Allocation::Uniform && stuck {
+            // The window of the first guess does not reach the budget: the
+            // common step again, from curves calibrated on real codes.
+            let before: Vec<Option<f32>> = entries
+                .iter()
+                .zip(&choice)
+                .map(|(e, &o)| e.ks.get(o).copied())
+                .collect();
+            let centers = center(&mut entries, target(rest))
+                .ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
+            next = Some(allocate::fill(&curves(&entries), centers, target(rest)));
+            if let Some(n) = &next {
+                // Indices changed with the window: compare factors.
+                for (e, entry) in entries.iter().enumerate() {
+                    if entry.ks.get(n[e]).copied() != before[e] {
+                        dirty[e] = true;
+                    }
+                }
+            }
+        }
+        let next = next.ok_or_else(|| PipelineError::Budget(too_small(&entries, rest)))?;
         let moved: Vec<usize> = (0..entries.len())
-            .filter(|&e| next[e] != choice[e])
+            .filter(|&e| next[e] != choice[e] || dirty[e])
             .collect();
         if moved.is_empty() {
             // Nothing left to move: the budget does not bind (or no step is
@@ -556,6 +712,7 @@ pub fn quantize_to_budget(
         headroom_bytes: budget as i64 - size as i64,
         binding: !(choice == free && size < budget.saturating_sub(SLACK)),
         hessian_weighted: hessians.is_some(),
+        allocation,
         rounds,
         tensors: entries
             .iter()

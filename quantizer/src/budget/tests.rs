@@ -3,6 +3,8 @@ use crate::pipeline::{quantize, DEFAULT_RECIPE};
 use crate::recipe::Recipe;
 use crate::{DefaultPolicy, DemoConfig, DemoHessians};
 
+const ALLOCATION: Allocation = Allocation::PerTensor;
+
 fn demo() -> (Vec<SourceTensor>, DemoHessians) {
     let config = DemoConfig::tiny();
     (
@@ -18,6 +20,25 @@ fn input(h: &DemoHessians) -> HessianInput<'_> {
         origin: "synthetic".into(),
         sha256: None,
     }
+}
+
+/// `quantize_to_budget` of the demo on the CPU.
+fn fit(
+    sources: &[SourceTensor],
+    planning: &Planning,
+    hessians: Option<&HessianInput>,
+    threads: usize,
+    bytes: u64,
+    allocation: Allocation,
+) -> Result<(Artifact, BudgetReport), PipelineError> {
+    quantize_to_budget(
+        &Backend::Cpu,
+        sources,
+        planning,
+        hessians,
+        &options(threads),
+        Budget { bytes, allocation },
+    )
 }
 
 fn gptq() -> Planning {
@@ -49,15 +70,8 @@ fn gptq_lands_in_the_window_for_several_budgets() {
         size + 3_000,
         size * 108 / 100,
     ] {
-        let (artifact, report) = quantize_to_budget(
-            &Backend::Cpu,
-            &sources,
-            &gptq(),
-            Some(&input(&h)),
-            &options(0),
-            budget,
-        )
-        .unwrap();
+        let (artifact, report) =
+            fit(&sources, &gptq(), Some(&input(&h)), 0, budget, ALLOCATION).unwrap();
         let bytes = artifact.bytes.len() as u64;
         assert!(
             bytes <= budget && bytes >= budget - SLACK,
@@ -84,6 +98,41 @@ fn gptq_lands_in_the_window_for_several_budgets() {
 }
 
 #[test]
+fn uniform_keeps_the_recipes_ratios_within_two_steps() {
+    let (sources, h) = demo();
+    let plain = quantize(
+        &Backend::Cpu,
+        &sources,
+        &gptq(),
+        Some(&input(&h)),
+        &options(0),
+    )
+    .unwrap();
+    let budget = plain.bytes.len() as u64 * 9 / 10;
+    let (_, report) = fit(
+        &sources,
+        &gptq(),
+        Some(&input(&h)),
+        0,
+        budget,
+        Allocation::Uniform,
+    )
+    .unwrap();
+    // Every tensor's k over its rule's k: one common factor, give or take
+    // UNIFORM_SPAN steps on each side.
+    let ratios: Vec<f64> = report
+        .tensors
+        .iter()
+        .map(|t| f64::from(t.k.unwrap()) / f64::from(t.rule_k.unwrap()))
+        .collect();
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    let spread = 2f64.powf(f64::from(2 * UNIFORM_SPAN) / 32.0);
+    assert!(hi / lo <= spread * 1.0001, "{lo} .. {hi}");
+    assert!(lo > 1.0, "a smaller budget means a looser clip: {lo}");
+}
+
+#[test]
 fn more_bytes_buy_less_error() {
     let (sources, h) = demo();
     let plain = quantize(
@@ -96,15 +145,8 @@ fn more_bytes_buy_less_error() {
     .unwrap();
     let size = plain.bytes.len() as u64;
     let error = |budget: u64| {
-        let (artifact, _) = quantize_to_budget(
-            &Backend::Cpu,
-            &sources,
-            &gptq(),
-            Some(&input(&h)),
-            &options(0),
-            budget,
-        )
-        .unwrap();
+        let (artifact, _) =
+            fit(&sources, &gptq(), Some(&input(&h)), 0, budget, ALLOCATION).unwrap();
         artifact
             .reports
             .iter()
@@ -127,13 +169,13 @@ fn the_same_inputs_give_the_same_bytes_on_any_thread_count() {
     .unwrap();
     let budget = plain.bytes.len() as u64 * 9 / 10;
     let run = |threads: usize| {
-        quantize_to_budget(
-            &Backend::Cpu,
+        fit(
             &sources,
             &gptq(),
             Some(&input(&h)),
-            &options(threads),
+            threads,
             budget,
+            ALLOCATION,
         )
         .unwrap()
         .0
@@ -148,15 +190,7 @@ fn rtn_without_hessians_lands_too() {
     let planning = Planning::Policy(DefaultPolicy::default());
     let plain = quantize(&Backend::Cpu, &sources, &planning, None, &options(0)).unwrap();
     let budget = plain.bytes.len() as u64 * 9 / 10;
-    let (artifact, report) = quantize_to_budget(
-        &Backend::Cpu,
-        &sources,
-        &planning,
-        None,
-        &options(0),
-        budget,
-    )
-    .unwrap();
+    let (artifact, report) = fit(&sources, &planning, None, 0, budget, ALLOCATION).unwrap();
     let bytes = artifact.bytes.len() as u64;
     assert!(bytes <= budget && bytes >= budget - SLACK, "{bytes}");
     assert!(!report.hessian_weighted);
@@ -166,15 +200,7 @@ fn rtn_without_hessians_lands_too() {
 #[test]
 fn a_budget_under_the_coarsest_choice_is_refused_with_the_smallest_size() {
     let (sources, h) = demo();
-    let e = quantize_to_budget(
-        &Backend::Cpu,
-        &sources,
-        &gptq(),
-        Some(&input(&h)),
-        &options(0),
-        50_000,
-    )
-    .unwrap_err();
+    let e = fit(&sources, &gptq(), Some(&input(&h)), 0, 50_000, ALLOCATION).unwrap_err();
     match e {
         PipelineError::Budget(BudgetError::TooSmall {
             budget,
@@ -191,13 +217,13 @@ fn a_budget_under_the_coarsest_choice_is_refused_with_the_smallest_size() {
 #[test]
 fn a_loose_budget_does_not_bind() {
     let (sources, h) = demo();
-    let (artifact, report) = quantize_to_budget(
-        &Backend::Cpu,
+    let (artifact, report) = fit(
         &sources,
         &gptq(),
         Some(&input(&h)),
-        &options(0),
+        0,
         50_000_000,
+        ALLOCATION,
     )
     .unwrap();
     assert!(!report.binding);
