@@ -216,6 +216,7 @@ def main(argv=None) -> int:
         row = dict(method=name, family=family, bits=None, bytes=len(artifact),
                    bits_per_parameter=round(8 * len(artifact) / params, 4), val_bpb=round(bpb, 5),
                    delta_vs_float=round(bpb - float_bpb, 5), seconds=round(seconds, 2),
+                   status_quo_bytes=M.status_quo_bytes(artifact, float_state),
                    budget_bytes=target["bytes"], binding=fit["binding"],
                    versus=dict(method=target["method"], val_bpb=target["val_bpb"]))
         results.append(row)

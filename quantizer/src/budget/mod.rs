@@ -85,8 +85,8 @@ impl Allocation {
 }
 
 /// Steps either side of the common factor that [`Allocation::Uniform`]
-/// lets a tensor move to land in the window (2^(2/32): 4.4%).
-pub const UNIFORM_SPAN: i32 = 2;
+/// lets a tensor move to land in the window (2^(4/32): 9%).
+pub const UNIFORM_SPAN: i32 = 4;
 
 /// What to fit the artifact to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -597,7 +597,10 @@ pub fn quantize_to_budget(
         };
         let low = budget.saturating_sub(SLACK) as f64;
         let last = round == MAX_ROUNDS;
-        if (predicted >= low && predicted <= budget as f64) || last {
+        // The first round always writes: the rest's estimate (scales
+        // written as a vector) can be off by kilobytes, and every later
+        // prediction builds on it.
+        if (predicted >= low && predicted <= budget as f64) || last || round == 1 {
             if let Some(o) = options.observer {
                 o.compressing(&options.compression.describe());
             }
@@ -646,13 +649,21 @@ pub fn quantize_to_budget(
             .collect();
         if moved.is_empty() {
             // Nothing left to move: the budget does not bind (or no step is
-            // small enough); the last write stands if it fits.
+            // small enough); the last write stands. Unwritten, it is written
+            // now, and if its size corrects the prediction enough to miss
+            // the window, the search goes on from the corrected rest.
             if written.is_none() {
                 let bytes = write(&choice, &codes, &entries)?;
+                let size = bytes.len() as u64;
                 if let Some(r) = rounds.last_mut() {
-                    r.written_bytes = Some(bytes.len() as u64);
+                    r.written_bytes = Some(size);
                 }
+                rest += size as f64 - predicted;
                 written = Some(bytes);
+                let fits = size <= budget && size >= budget.saturating_sub(SLACK);
+                if !fits && round < MAX_ROUNDS {
+                    continue;
+                }
             }
             break;
         }

@@ -98,7 +98,7 @@ fn gptq_lands_in_the_window_for_several_budgets() {
 }
 
 #[test]
-fn uniform_keeps_the_recipes_ratios_within_two_steps() {
+fn uniform_keeps_the_recipes_ratios_within_its_span() {
     let (sources, h) = demo();
     let plain = quantize(
         &Backend::Cpu,
