@@ -1,32 +1,37 @@
 //! Fitting an artifact to a byte budget: `pgq quantize --budget N`.
 //!
 //! Participants reach 15.9x MB by hand: one clip factor per class, a run,
-//! the size read off, again. Here every tensor whose rule clips with SDClip
-//! gets its own factor, `k_rule * 2^(s/32)` for `s` in -32..=48 (half to
-//! 2.83 times the rule's), chosen to minimise the total error, weighted by
-//! the Hessian's diagonal where the run has Hessians (the plain squared
-//! error where it has none), subject to the file fitting in `N` bytes.
-//! Tensors with another clip (absmax, a percentile search) and kept
-//! tensors are fixed by their rules; their bytes count against `N`.
+//! the size read off, again. Here the SDClip factor of every tensor whose
+//! rule clips with SDClip moves over `k_rule * 2^(s/32)`, `s` in -32..=48
+//! (half to 2.83 times the rule's), so that the file lands in
+//! `[N - 2000, N]`. Tensors with another clip (absmax, a percentile search)
+//! and kept tensors are fixed by their rules; their bytes count against
+//! `N`. Two ways to share the bytes ([`Allocation`]): one common factor
+//! (the recipe's ratios kept), or each tensor's own, minimising the total
+//! error weighted by the Hessian's diagonal where the run has Hessians (the
+//! plain squared error where it has none).
 //!
 //! The search, in order:
 //!
 //! 1. **Curves.** Each tunable tensor's rate (code bytes, priced by
 //!    `pgq_format::rate` from a histogram) and error at every factor, from
-//!    RTN on 256 spread rows ([`curve`]).
+//!    RTN on 256 spread rows ([`curve`]); each rate curve is levelled by the
+//!    exact rANS bytes of the rule's own RTN codes on the whole tensor.
 //! 2. **The rest.** The bytes that are not codes (kept tensors, scales,
 //!    header, metadata), estimated from one write of the kept tensors and
 //!    the rule's scales alone; the first real write corrects it.
-//! 3. **Allocation** ([`allocate`]): a Lagrangian over all tensors' curves
-//!    for `N - 1000` bytes, then greedy moves that spend what is left.
+//! 3. **Allocation** for `N - 1000` bytes: the finest common step that fits
+//!    then single steps of the smallest tensors (uniform), or a Lagrangian
+//!    over all tensors' curves then greedy moves that spend what is left
+//!    (per-tensor; [`allocate`]).
 //! 4. **Rounds.** The codes of every tensor at its factor, with the plan's
 //!    own method (GPTQ, RTN) on the run's backend; each tensor's exact code
-//!    bytes (`rate::code_bytes`) rescale its curve (measured on the demo:
-//!    GPTQ's codes cost 0.1-0.6% more than the RTN sample predicts). When
-//!    the predicted file lies within `[N - 2000, N]` the artifact is
-//!    written and measured; otherwise, or when the written size misses, the
-//!    fewest tensors move ([`allocate::adjust`]) and only those are
-//!    quantized again. At most [`MAX_ROUNDS`] rounds.
+//!    bytes (`rate::code_bytes`) rescale its curve. The first round, and any
+//!    round whose predicted file lies within `[N - 2000, N]`, writes the
+//!    artifact and measures it; otherwise, or when the written size misses,
+//!    the fewest tensors move ([`allocate::adjust`]; uniform re-centres its
+//!    window when it must) and only those are quantized again. At most
+//!    [`MAX_ROUNDS`] rounds; two on every model measured.
 //!
 //! Deterministic: the same inputs give the same bytes, whatever the
 //! thread count.
