@@ -23,7 +23,7 @@
 //! 3. **Allocation** for `N - 1000` bytes: the finest common step that fits
 //!    then single steps of the smallest tensors (uniform), or a Lagrangian
 //!    over all tensors' curves then greedy moves that spend what is left
-//!    (per-tensor; [`allocate`]).
+//!    (per-tensor; [`allocate`](mod@allocate)).
 //! 4. **Rounds.** The codes of every tensor at its factor, with the plan's
 //!    own method (GPTQ, RTN) on the run's backend; each tensor's exact code
 //!    bytes (`rate::code_bytes`) rescale its curve. The first round, and any
