@@ -90,6 +90,18 @@ pub fn run() {
     );
     println!("| hand-tuned recipe | bytes | error | `--budget` at those bytes (default recipe) | bytes | error | error ratio | time: recipe / budget |");
     println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    // The default recipe fitted to `bytes`.
+    let default = recipe("default");
+    let fit_default = |bytes: u64, allocation: Allocation| {
+        quantize_to_budget(
+            &Backend::Cpu,
+            &sources,
+            &default,
+            Some(&input),
+            &options,
+            Budget { bytes, allocation },
+        )
+    };
     let mut plain_default = None;
     for (name, what) in HAND_TUNED {
         let planning = recipe(name);
@@ -102,16 +114,8 @@ pub fn run() {
             plain_default = Some((bytes, t_hand));
         }
         for allocation in [Allocation::Uniform, Allocation::PerTensor] {
-            let budget = Budget { bytes, allocation };
             let label = format!("`--allocate {}`", allocation.name());
-            match quantize_to_budget(
-                &Backend::Cpu,
-                &sources,
-                &recipe("default"),
-                Some(&input),
-                &options,
-                budget,
-            ) {
+            match fit_default(bytes, allocation) {
                 Ok((fit, report)) => {
                     let e_fit = total_error(&fit, &energies);
                     println!(
@@ -136,15 +140,7 @@ pub fn run() {
     println!("| ---: | --- | ---: | --- | ---: | ---: | ---: |");
     for bytes in [15_990_000, size, 15_000_000, 14_000_000] {
         for allocation in [Allocation::Uniform, Allocation::PerTensor] {
-            let budget = Budget { bytes, allocation };
-            match quantize_to_budget(
-                &Backend::Cpu,
-                &sources,
-                &recipe("default"),
-                Some(&input),
-                &options,
-                budget,
-            ) {
+            match fit_default(bytes, allocation) {
                 Ok((fit, report)) => {
                     let rounds: Vec<String> = report
                         .rounds

@@ -30,6 +30,11 @@ impl Curve {
             .unwrap_or(0)
     }
 
+    /// The option of least distortion (ties: least rate).
+    pub fn least_error(&self) -> usize {
+        self.best_at(0.0)
+    }
+
     /// The option minimising `dist + lambda * rate` (ties: least rate, then
     /// the first).
     fn best_at(&self, lambda: f64) -> usize {

@@ -71,10 +71,9 @@ impl Sample {
     }
 }
 
-/// The estimated bytes of a whole tensor's codes from a sample's codes:
-/// the sample's histogram scaled to the tensor, priced by the rate model.
-pub fn scaled_rate(codes: &[i8], factor: f64) -> f64 {
-    let counts = code_counts(codes);
+/// The estimated bytes of a whole tensor's codes from a sample's code
+/// counts: the histogram scaled by `factor`, priced by the rate model.
+fn scaled_rate(counts: &[u64; 256], factor: f64) -> f64 {
     let mut scaled = [0u64; 256];
     for (s, &c) in scaled.iter_mut().zip(counts.iter()) {
         *s = (c as f64 * factor).round() as u64;
@@ -119,7 +118,7 @@ pub fn measure(
         }
     }
     Ok((
-        scaled_rate(&matrix.codes, sample.factor),
+        scaled_rate(&code_counts(&matrix.codes), sample.factor),
         error * sample.factor,
     ))
 }
@@ -213,11 +212,7 @@ fn measure_sdclip(
             }
         }
     }
-    let mut scaled = [0u64; 256];
-    for (s, &c) in scaled.iter_mut().zip(counts.iter()) {
-        *s = (c as f64 * sample.factor).round() as u64;
-    }
-    Some((estimate_code_bytes(&scaled), error * sample.factor))
+    Some((scaled_rate(&counts, sample.factor), error * sample.factor))
 }
 
 /// The curve of an SDClip plan over [`steps`]: measured every

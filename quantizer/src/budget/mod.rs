@@ -39,8 +39,6 @@
 pub mod allocate;
 pub mod curve;
 
-use std::collections::BTreeMap;
-
 use pgq_format::rate::code_bytes;
 use pgq_format::{MetaValue, Tensor, TensorData};
 use serde::Serialize;
@@ -391,18 +389,15 @@ fn budget_metadata(
 fn tensors_of(
     prepared: &Prepared,
     entries: &[Entry],
+    entry_of: &[Option<usize>],
     codes: &[Option<MatrixCodes>],
 ) -> Result<Vec<Tensor>, PipelineError> {
-    let mut by_index: BTreeMap<usize, &Entry> = BTreeMap::new();
-    for e in entries {
-        by_index.insert(e.index, e);
-    }
     prepared
         .sources
         .iter()
         .enumerate()
         .map(|(i, source)| {
-            let data = match (&prepared.plans[i], by_index.get(&i)) {
+            let data = match (&prepared.plans[i], entry_of[i].map(|e| &entries[e])) {
                 (TensorPlan::Quantize(_), Some(e)) => match &codes[i] {
                     Some(c) => TensorData::Quantized {
                         bits: e.plan.bits,
@@ -479,6 +474,11 @@ pub fn quantize_to_budget(
     let mut entries = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let count = prepared.sources.len();
     let mut codes: Vec<Option<MatrixCodes>> = vec![None; count];
+    // Source index -> entry index.
+    let mut entry_of: Vec<Option<usize>> = vec![None; count];
+    for (e, entry) in entries.iter().enumerate() {
+        entry_of[entry.index] = Some(e);
+    }
 
     // 2. The rest: one write of everything but the codes.
     let base_choice: Vec<usize> = entries
@@ -486,7 +486,7 @@ pub fn quantize_to_budget(
         .map(|e| e.ks.iter().position(|&k| Some(k) == e.rule_k).unwrap_or(0))
         .collect();
     let write = |choice: &[usize], codes: &[Option<MatrixCodes>], entries: &[Entry]| {
-        let tensors = tensors_of(&prepared, entries, codes)?;
+        let tensors = tensors_of(&prepared, entries, &entry_of, codes)?;
         let retried: Vec<String> = entries
             .iter()
             .filter_map(|e| {
@@ -693,7 +693,7 @@ pub fn quantize_to_budget(
 
     // The reports, measured from the codes (the same tensors as written).
     let plans: Vec<TensorPlan> = (0..count)
-        .map(|i| match entries.iter().position(|e| e.index == i) {
+        .map(|i| match entry_of[i] {
             Some(e) => TensorPlan::Quantize(entries[e].plan_at(choice[e])),
             None => prepared.plans[i].clone(),
         })
@@ -713,14 +713,7 @@ pub fn quantize_to_budget(
         &codes,
     )
     .map_err(|e| PipelineError::Backend(e.into()))?;
-    let free: Vec<usize> = entries
-        .iter()
-        .map(|e| {
-            (0..e.curve.dist.len())
-                .min_by(|&a, &b| e.curve.dist[a].total_cmp(&e.curve.dist[b]))
-                .unwrap_or(0)
-        })
-        .collect();
+    let free: Vec<usize> = entries.iter().map(|e| e.curve.least_error()).collect();
     let report = BudgetReport {
         budget_bytes: budget,
         slack_bytes: SLACK,

@@ -41,6 +41,19 @@ fn fit(
     )
 }
 
+/// The bytes of the demo quantized by the default recipe, without a budget.
+fn gptq_size(sources: &[SourceTensor], h: &DemoHessians) -> u64 {
+    let plain = quantize(
+        &Backend::Cpu,
+        sources,
+        &gptq(),
+        Some(&input(h)),
+        &options(0),
+    )
+    .unwrap();
+    plain.bytes.len() as u64
+}
+
 fn gptq() -> Planning {
     Planning::Recipe(Recipe::parse(DEFAULT_RECIPE).unwrap())
 }
@@ -55,15 +68,7 @@ fn options(threads: usize) -> Options<'static> {
 #[test]
 fn gptq_lands_in_the_window_for_several_budgets() {
     let (sources, h) = demo();
-    let plain = quantize(
-        &Backend::Cpu,
-        &sources,
-        &gptq(),
-        Some(&input(&h)),
-        &options(0),
-    )
-    .unwrap();
-    let size = plain.bytes.len() as u64;
+    let size = gptq_size(&sources, &h);
     for budget in [
         size * 85 / 100,
         size * 95 / 100,
@@ -100,15 +105,7 @@ fn gptq_lands_in_the_window_for_several_budgets() {
 #[test]
 fn uniform_keeps_the_recipes_ratios_within_its_span() {
     let (sources, h) = demo();
-    let plain = quantize(
-        &Backend::Cpu,
-        &sources,
-        &gptq(),
-        Some(&input(&h)),
-        &options(0),
-    )
-    .unwrap();
-    let budget = plain.bytes.len() as u64 * 9 / 10;
+    let budget = gptq_size(&sources, &h) * 9 / 10;
     let (_, report) = fit(
         &sources,
         &gptq(),
@@ -135,15 +132,7 @@ fn uniform_keeps_the_recipes_ratios_within_its_span() {
 #[test]
 fn more_bytes_buy_less_error() {
     let (sources, h) = demo();
-    let plain = quantize(
-        &Backend::Cpu,
-        &sources,
-        &gptq(),
-        Some(&input(&h)),
-        &options(0),
-    )
-    .unwrap();
-    let size = plain.bytes.len() as u64;
+    let size = gptq_size(&sources, &h);
     let error = |budget: u64| {
         let (artifact, _) =
             fit(&sources, &gptq(), Some(&input(&h)), 0, budget, ALLOCATION).unwrap();
@@ -159,15 +148,7 @@ fn more_bytes_buy_less_error() {
 #[test]
 fn the_same_inputs_give_the_same_bytes_on_any_thread_count() {
     let (sources, h) = demo();
-    let plain = quantize(
-        &Backend::Cpu,
-        &sources,
-        &gptq(),
-        Some(&input(&h)),
-        &options(0),
-    )
-    .unwrap();
-    let budget = plain.bytes.len() as u64 * 9 / 10;
+    let budget = gptq_size(&sources, &h) * 9 / 10;
     let run = |threads: usize| {
         fit(
             &sources,
