@@ -242,6 +242,7 @@ fn layouts(tensors: &[Tensor]) {
                 group_size,
                 codes,
                 scales,
+                ..
             } = &t.data
             {
                 let (rows, cols) = pgq_format::types::rows_cols(&t.shape);

@@ -682,6 +682,7 @@ fn a_tiny_file_declaring_a_billion_weights_is_refused_not_aborted_on() {
                     len: rows * 2,
                 },
             ],
+            correction: None,
         }],
         ..RawFile::default()
     };
@@ -734,6 +735,7 @@ fn export_streams_tensors_within_a_budget_the_whole_model_exceeds() {
                 group_size: 0,
                 codes: (0..1 << 20).map(|j| ((i + j) % 7) as i8 - 3).collect(),
                 scales: vec![f16::from_f32(0.5); 1024],
+                correction: None,
             },
         })
         .collect();

@@ -334,7 +334,7 @@ fn minilm_quantize_export_is_bit_exact_and_faithful() {
                 }
                 "f16"
             }
-            (TensorData::Quantized { bits, group_size, codes, scales }, false, _) => {
+            (TensorData::Quantized { bits, group_size, codes, scales, correction: None }, false, _) => {
                 let (want_bits, k, class) = if embed {
                     (EMBED_BITS, EMBED_K, "int8")
                 } else {

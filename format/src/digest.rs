@@ -57,6 +57,7 @@ mod tests {
                 group_size: 0,
                 codes,
                 scales: scales.into_iter().map(f16::from_f32).collect(),
+                correction: None,
             },
         }
     }

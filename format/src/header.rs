@@ -423,7 +423,7 @@ fn parse_tensors(
         })?;
         let rank_at = c.offset();
         let rank = c.u8(&|| f("rank"))?;
-        if rank > MAX_RANK || (kind == Kind::Quantized && rank == 0) {
+        if rank > MAX_RANK || (kind.is_quantized() && rank == 0) {
             return Err(err(
                 ErrorKind::InvalidField,
                 f("rank"),
@@ -450,7 +450,7 @@ fn parse_tensors(
             shape.push(dim);
         }
         let (rows, cols) = rows_cols(&shape);
-        let (quant, data) = if kind == Kind::Quantized {
+        let (quant, data) = if kind.is_quantized() {
             let q_at = c.offset();
             let q: QuantFields = c.record(8, &|| f("quant"))?;
             if !(MIN_BITS..=MAX_BITS).contains(&q.bits) {
@@ -531,17 +531,126 @@ fn parse_tensors(
                 .ok_or_else(|| overflow(f("shape"), rank_at, "the byte size"))?;
             (None, Some(parse_region(c, f("data"), len, sections, refs)?))
         };
+        let correction = if kind == Kind::LowRank {
+            Some(parse_correction(c, &f, (rows, cols), sections, refs)?)
+        } else {
+            None
+        };
         out.push(TensorEntry {
             name,
             kind,
             shape,
             quant,
+            correction,
             data,
             entry_offset: entry_at,
             entry_len: c.offset() - entry_at,
         });
     }
     Ok(out)
+}
+
+/// The correction fields of a kind-4 entry (spec §4.8, §9 step 15.11).
+fn parse_correction(
+    c: &mut Cursor,
+    f: &dyn Fn(&str) -> String,
+    (rows, cols): (u64, u64),
+    sections: &[Section],
+    refs: &mut Vec<RegionRef>,
+) -> Result<CorrectionInfo> {
+    let rank_at = c.offset();
+    let rank = c.u32(&|| f("lr_rank"))?;
+    let most = rows.min(cols).min(MAX_LOW_RANK as u64);
+    if rank == 0 || rank as u64 > most {
+        return Err(err(
+            ErrorKind::InvalidField,
+            f("lr_rank"),
+            rank_at,
+            format!(
+                "rank {rank} (allowed: 1..={MAX_LOW_RANK} and at most min(rows, cols) = {})",
+                rows.min(cols)
+            ),
+        ));
+    }
+    // rank <= min(rows, cols), so both element counts are at most the
+    // tensor's, which the checks above bounded.
+    let a = parse_factor(c, f("a"), rows.saturating_mul(rank as u64), sections, refs)?;
+    let b = parse_factor(c, f("b"), cols.saturating_mul(rank as u64), sections, refs)?;
+    Ok(CorrectionInfo { rank, a, b })
+}
+
+/// One factor's fields and regions; `base` names the factor
+/// (`tensors[i].a`).
+fn parse_factor(
+    c: &mut Cursor,
+    base: String,
+    elements: u64,
+    sections: &[Section],
+    refs: &mut Vec<RegionRef>,
+) -> Result<FactorInfo> {
+    let f = |name: &str| format!("{base}.{name}");
+    let at = c.offset();
+    let q: FactorFields = c.record(8, &|| base.clone())?;
+    if !(MIN_BITS..=MAX_BITS).contains(&q.bits) {
+        return Err(err(
+            ErrorKind::InvalidField,
+            f("bits"),
+            at,
+            format!("bits {} (allowed: {MIN_BITS}..={MAX_BITS})", q.bits),
+        ));
+    }
+    let layout = match Layout::from_u8(q.layout) {
+        Some(Layout::Packed) if q.bits == 8 => None,
+        other => other,
+    }
+    .ok_or_else(|| {
+        err(
+            ErrorKind::InvalidField,
+            f("layout"),
+            at + 1,
+            format!("layout {} with {} bits", q.layout, q.bits),
+        )
+    })?;
+    if q.scale_dtype != SCALE_DTYPE_F16 {
+        return Err(err(
+            ErrorKind::InvalidField,
+            f("scale_dtype"),
+            at + 2,
+            format!("scale dtype {} (allowed: 1 = f16)", q.scale_dtype),
+        ));
+    }
+    let range = CodeRange::from_u8(q.range).ok_or_else(|| {
+        err(
+            ErrorKind::InvalidField,
+            f("range"),
+            at + 3,
+            format!("unknown code range {}", q.range),
+        )
+    })?;
+    let group = q.group as u64;
+    if group == 0 || group > elements || elements % group != 0 {
+        return Err(err(
+            ErrorKind::InvalidField,
+            f("group"),
+            at + 4,
+            format!("group {group} does not divide the factor's {elements} elements"),
+        ));
+    }
+    let codes_len = match layout {
+        Layout::Bytes => elements,
+        Layout::Packed => elements.saturating_mul(q.bits as u64).div_ceil(8),
+    };
+    let scales_len = (elements / group).saturating_mul(2);
+    let codes = parse_region(c, f("codes"), codes_len, sections, refs)?;
+    let scales = parse_region(c, f("scales"), scales_len, sections, refs)?;
+    Ok(FactorInfo {
+        bits: q.bits,
+        layout,
+        range,
+        group: q.group,
+        codes,
+        scales,
+    })
 }
 
 /// Regions of each section, sorted by offset, must cover it exactly.

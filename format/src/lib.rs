@@ -1,6 +1,7 @@
 //! The `.pgq` container, format v1: a specified, validating reader and a
 //! canonical writer for int2..int8 tensors with fp16 scales (per row or
-//! groupwise) and f16/bf16/f32 passthrough tensors.
+//! groupwise), optionally with a low-rank correction of two quantized
+//! factors (format 1.2), and f16/bf16/f32 passthrough tensors.
 //!
 //! spec/FORMAT.md is normative; this crate implements it. The reader
 //! validates every length against the bytes present before it allocates,
@@ -19,6 +20,7 @@
 //!         group_size: 0,
 //!         codes: vec![1, -2, 3, 0, 31, -31],
 //!         scales: vec![f16::from_f32(0.5), f16::from_f32(0.25)],
+//!         correction: None,
 //!     },
 //! };
 //! let bytes = write(&[t.clone()], &Default::default(), &WriteOptions::default()).unwrap();
@@ -58,8 +60,8 @@ pub use digest::{decode_digest, DECODE_DIGEST_KEY};
 pub use error::{ErrorKind, FormatError, WriteError};
 pub use reader::{read, read_header, Archive, ReadOptions};
 pub use summary::{summarize, SectionSummary, Summary, TensorSummary};
-pub use tensor::{dequantize_codes, Tensor, TensorData};
-pub use types::{Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorEntry};
+pub use tensor::{dequantize_codes, Factor, LowRank, Tensor, TensorData};
+pub use types::{CodeRange, Codec, Header, Kind, Layout, MetaValue, Region, Section, TensorEntry};
 pub use writer::{
     write, write_raw, Grouping, LayoutChoice, WriteOptions, DEFAULT_SPLIT_BYTES, RANS_SPLIT_BYTES,
 };

@@ -13,6 +13,13 @@ pub const MINOR_VERSION: u16 = 0;
 /// The minor version that added the rANS codec (3): the writer writes it
 /// when a section uses rANS, so a v1.0 reader knows why it cannot decode.
 pub const MINOR_VERSION_RANS: u16 = 1;
+/// The minor version of a file with a tensor of kind 4 (low-rank
+/// correction, format 1.2).
+pub const MINOR_VERSION_LOW_RANK: u16 = 2;
+/// The largest rank of a low-rank correction (spec §8).
+pub const MAX_LOW_RANK: u32 = 256;
+/// Bytes of a kind-4 entry's correction fields (spec §4.8).
+pub const CORRECTION_LEN: u64 = 100;
 
 /// Bytes before the header body: magic, major, minor, header_len.
 pub const PREAMBLE_LEN: u64 = 16;

@@ -5,6 +5,7 @@
 //! only 2..=8, and a plane width of 0 leaves the bytes as they are.
 
 use crate::limits::{MAX_BITS, MIN_BITS};
+use crate::types::CodeRange;
 
 /// A code width pgq stores: 2 to 8 bits (spec/FORMAT.md §4.4). The only way
 /// to make one is [`Bits::new`], so no function taking it can be handed a
@@ -95,11 +96,23 @@ pub enum UnpackError {
     NonZeroPadding,
 }
 
-/// Inverse of [`pack_codes`] for `n` codes; checks range and padding.
-/// `packed` must hold `ceil(n * bits / 8)` bytes (the reader checks the
-/// region length first); a shorter or longer input is reported as
-/// [`UnpackError::NonZeroPadding`].
+/// Inverse of [`pack_codes`] for `n` symmetric codes; checks range and
+/// padding. `packed` must hold `ceil(n * bits / 8)` bytes (the reader
+/// checks the region length first); a shorter or longer input is reported
+/// as [`UnpackError::NonZeroPadding`].
 pub fn unpack_codes(packed: &[u8], bits: Bits, n: usize) -> Result<Vec<i8>, UnpackError> {
+    unpack_codes_in(packed, bits, n, CodeRange::Symmetric)
+}
+
+/// [`unpack_codes`] for codes of either range: with [`CodeRange::Full`]
+/// every field is valid and only the padding can fail.
+pub fn unpack_codes_in(
+    packed: &[u8],
+    bits: Bits,
+    n: usize,
+    range: CodeRange,
+) -> Result<Vec<i8>, UnpackError> {
+    let full = range == CodeRange::Full;
     let b = usize::from(bits.0);
     // The stream must be exactly ceil(n * bits / 8) bytes: checked before
     // anything is allocated from `n`.
@@ -122,7 +135,7 @@ pub fn unpack_codes(packed: &[u8], bits: Bits, n: usize) -> Result<Vec<i8>, Unpa
         // Bits holds 2..=8 only.
         _ => unpack_groups::<8>(packed, &mut out),
     };
-    if bad {
+    if bad && !full {
         // Rare: find the first offending field for the report.
         let min = -(1i16 << (b - 1));
         let at = out.iter().position(|&c| c as i16 == min).unwrap_or(0);
@@ -134,6 +147,7 @@ pub fn unpack_codes(packed: &[u8], bits: Bits, n: usize) -> Result<Vec<i8>, Unpa
         bits,
         n - groups * 8,
         groups * 8,
+        full,
         &mut out,
     )?;
     Ok(out)
@@ -161,12 +175,13 @@ fn unpack_groups<const B: usize>(packed: &[u8], out: &mut [i8]) -> bool {
 
 /// Field-by-field decoding of the last `n` codes (fewer than eight unless
 /// the input is short), appending to `out`; `first` is the index of the
-/// first of them, for error reports.
+/// first of them, for error reports; `full` accepts `-2^(b-1)`.
 fn unpack_tail(
     packed: &[u8],
     bits: Bits,
     n: usize,
     first: usize,
+    full: bool,
     out: &mut Vec<i8>,
 ) -> Result<(), UnpackError> {
     let b = u32::from(bits.0);
@@ -185,7 +200,7 @@ fn unpack_tail(
         let field = acc & mask;
         acc >>= b;
         filled -= b;
-        if field == sign {
+        if field == sign && !full {
             return Err(UnpackError::OutOfRange(first + i));
         }
         // Sign-extend the b-bit field.
@@ -204,8 +219,18 @@ fn unpack_tail(
 
 /// Index of the first code outside `[-code_max, code_max]`, if any.
 pub fn first_out_of_range(codes: &[i8], bits: Bits) -> Option<usize> {
+    first_out_of_range_in(codes, bits, CodeRange::Symmetric)
+}
+
+/// [`first_out_of_range`] for either range: the full range adds
+/// `-code_max - 1`.
+pub fn first_out_of_range_in(codes: &[i8], bits: Bits, range: CodeRange) -> Option<usize> {
     let max = code_max(bits);
-    codes.iter().position(|&c| c < -max || c > max)
+    let min = match range {
+        CodeRange::Symmetric => -max,
+        CodeRange::Full => -max - 1,
+    };
+    codes.iter().position(|&c| c < min || c > max)
 }
 
 #[cfg(test)]

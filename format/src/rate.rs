@@ -98,6 +98,7 @@ mod tests {
                     group_size: 0,
                     codes: gaussian_codes((rows * cols) as usize, spread, i as u64 + 1),
                     scales: vec![f16::from_f32(0.01); rows as usize],
+                    correction: None,
                 },
             })
             .collect();

@@ -8,7 +8,7 @@
 use binrw::BinWrite;
 
 use crate::limits::{HEADER_CRC_LEN, MAGIC, MAJOR_VERSION, MINOR_VERSION, PREAMBLE_LEN};
-use crate::types::{Counts, Preamble, QuantFields, Region, SectionEntry};
+use crate::types::{Counts, FactorFields, Preamble, QuantFields, Region, SectionEntry};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawSection {
@@ -34,6 +34,17 @@ pub struct RawTensor {
     pub quant: Option<QuantFields>,
     /// Codes then scales for quantized tensors; data for passthrough.
     pub regions: Vec<Region>,
+    /// A kind-4 tensor's correction, written after `regions`.
+    pub correction: Option<RawCorrection>,
+}
+
+/// The 100 bytes of a correction (spec §4.8): its rank, then each factor's
+/// fields with its codes and scales regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCorrection {
+    pub rank: u32,
+    pub a: (FactorFields, [Region; 2]),
+    pub b: (FactorFields, [Region; 2]),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +123,15 @@ impl RawFile {
             }
             for r in &t.regions {
                 put(&mut b, r);
+            }
+            if let Some(c) = &t.correction {
+                b.extend_from_slice(&c.rank.to_le_bytes());
+                for (fields, regions) in [&c.a, &c.b] {
+                    put(&mut b, fields);
+                    for r in regions {
+                        put(&mut b, r);
+                    }
+                }
             }
         }
         if let Some(n) = self.truncate_body {

@@ -7,9 +7,9 @@ use half::{bf16, f16};
 use crate::codec::decode;
 use crate::error::{ErrorKind, FormatError, Result};
 use crate::header::parse_header;
-use crate::pack::{first_out_of_range, from_planes, unpack_codes, Bits, UnpackError};
-use crate::tensor::{Tensor, TensorData};
-use crate::types::{Header, Kind, Layout, Region, Section, TensorEntry};
+use crate::pack::{first_out_of_range_in, from_planes, unpack_codes_in, Bits, UnpackError};
+use crate::tensor::{Factor, LowRank, Tensor, TensorData};
+use crate::types::{CodeRange, FactorInfo, Header, Kind, Layout, Region, Section, TensorEntry};
 
 /// Limits a reader applies on top of the spec's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,127 @@ fn value_error(
     )
 }
 
+/// The `n` codes of a region (a tensor's or a factor's; `field` names its
+/// owner), checked against their width's range (spec §9 steps 25, 26, 29).
+fn decode_codes(
+    decoded: &[Cow<[u8]>],
+    sections: &[Section],
+    field: &str,
+    (bits, layout, range): (u8, Layout, CodeRange),
+    region: Region,
+    n: usize,
+) -> Result<Vec<i8>> {
+    let raw = region_bytes(decoded, region);
+    let section = &sections[region.section as usize];
+    // The header checked the width (§9); a width it let through is still
+    // refused here rather than trusted.
+    let width = Bits::new(bits).ok_or_else(|| {
+        value_error(
+            ErrorKind::InvalidField,
+            format!("{field}.bits"),
+            section,
+            region,
+            format!("bits {bits} outside 2..=8"),
+        )
+    })?;
+    match layout {
+        Layout::Bytes => {
+            let codes: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
+            if let Some(at) = first_out_of_range_in(&codes, width, range) {
+                return Err(value_error(
+                    ErrorKind::InvalidCode,
+                    format!("{field}.codes"),
+                    section,
+                    region,
+                    format!(
+                        "code {} at index {at} is outside the {} {bits}-bit range",
+                        codes[at],
+                        range.name()
+                    ),
+                ));
+            }
+            Ok(codes)
+        }
+        Layout::Packed => unpack_codes_in(raw, width, n, range).map_err(|e| {
+            let (at, what) = match e {
+                UnpackError::OutOfRange(at) => (
+                    at,
+                    format!("code {at} is -2^{}, outside the symmetric range", bits - 1),
+                ),
+                UnpackError::NonZeroPadding => {
+                    (n, "padding bits after the last code are not zero".into())
+                }
+            };
+            FormatError::new(
+                ErrorKind::InvalidCode,
+                format!("{field}.codes"),
+                section.offset,
+                format!(
+                    "{what} (packed stream at decoded byte {} of section {}, bit {})",
+                    region.offset,
+                    region.section,
+                    at * bits as usize
+                ),
+            )
+        }),
+    }
+}
+
+/// The f16 scales of a region, each finite and non-negative (step 27).
+fn decode_scales(
+    decoded: &[Cow<[u8]>],
+    sections: &[Section],
+    field: &str,
+    region: Region,
+) -> Result<Vec<f16>> {
+    let scales: Vec<f16> = from_planes(region_bytes(decoded, region), 2)
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    if let Some(at) = scales
+        .iter()
+        .position(|s| !s.is_finite() || s.is_sign_negative())
+    {
+        return Err(value_error(
+            ErrorKind::InvalidValue,
+            field.to_owned(),
+            &sections[region.section as usize],
+            region,
+            format!(
+                "scale {at} is {} (scales must be finite and non-negative)",
+                scales[at]
+            ),
+        ));
+    }
+    Ok(scales)
+}
+
+/// One factor of a correction: codes, then scales (step 29).
+fn decode_factor(
+    decoded: &[Cow<[u8]>],
+    sections: &[Section],
+    field: &str,
+    f: &FactorInfo,
+    n: usize,
+) -> Result<Factor> {
+    let codes = decode_codes(
+        decoded,
+        sections,
+        field,
+        (f.bits, f.layout, f.range),
+        f.codes,
+        n,
+    )?;
+    let scales = decode_scales(decoded, sections, &format!("{field}.scales"), f.scales)?;
+    Ok(Factor {
+        bits: f.bits,
+        range: f.range,
+        group: f.group,
+        codes,
+        scales,
+    })
+}
+
 fn decode_tensor(
     i: usize,
     entry: &TensorEntry,
@@ -107,87 +228,47 @@ fn decode_tensor(
 ) -> Result<Tensor> {
     let n = entry.elements() as usize;
     let data = match (entry.kind, &entry.quant, &entry.data) {
-        (Kind::Quantized, Some(q), _) => {
-            let raw = region_bytes(decoded, q.codes);
-            let codes_section = &sections[q.codes.section as usize];
-            // The header checked the width (§9); a width it let through
-            // is still refused here rather than trusted.
-            let bits = Bits::new(q.bits).ok_or_else(|| {
-                value_error(
-                    ErrorKind::InvalidField,
-                    format!("tensors[{i}].bits"),
-                    codes_section,
-                    q.codes,
-                    format!("bits {} outside 2..=8", q.bits),
-                )
-            })?;
-            let codes: Vec<i8> = match q.layout {
-                Layout::Bytes => {
-                    let codes: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
-                    if let Some(at) = first_out_of_range(&codes, bits) {
-                        return Err(value_error(
-                            ErrorKind::InvalidCode,
-                            format!("tensors[{i}].codes"),
-                            codes_section,
-                            q.codes,
-                            format!(
-                                "code {} at index {at} is outside the {}-bit range",
-                                codes[at], q.bits
-                            ),
-                        ));
-                    }
-                    codes
+        (kind, Some(q), _) if kind.is_quantized() => {
+            let field = format!("tensors[{i}]");
+            let codes = decode_codes(
+                decoded,
+                sections,
+                &field,
+                (q.bits, q.layout, CodeRange::Symmetric),
+                q.codes,
+                n,
+            )?;
+            let scales = decode_scales(decoded, sections, &format!("{field}.scales"), q.scales)?;
+            let correction = match &entry.correction {
+                Some(c) => {
+                    let (rows, cols) = entry.rows_cols();
+                    let rank = c.rank as usize;
+                    Some(LowRank {
+                        rank: c.rank,
+                        a: decode_factor(
+                            decoded,
+                            sections,
+                            &format!("{field}.a"),
+                            &c.a,
+                            rows as usize * rank,
+                        )?,
+                        b: decode_factor(
+                            decoded,
+                            sections,
+                            &format!("{field}.b"),
+                            &c.b,
+                            cols as usize * rank,
+                        )?,
+                    })
                 }
-                Layout::Packed => unpack_codes(raw, bits, n).map_err(|e| {
-                    let (at, what) = match e {
-                        UnpackError::OutOfRange(at) => (
-                            at,
-                            format!(
-                                "code {at} is -2^{}, outside the symmetric range",
-                                q.bits - 1
-                            ),
-                        ),
-                        UnpackError::NonZeroPadding => {
-                            (n, "padding bits after the last code are not zero".into())
-                        }
-                    };
-                    FormatError::new(
-                        ErrorKind::InvalidCode,
-                        format!("tensors[{i}].codes"),
-                        codes_section.offset,
-                        format!(
-                            "{what} (packed stream at decoded byte {} of section {}, bit {})",
-                            q.codes.offset,
-                            q.codes.section,
-                            at * q.bits as usize
-                        ),
-                    )
-                })?,
+                None => None,
             };
-            let scales: Vec<f16> = from_planes(region_bytes(decoded, q.scales), 2)
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            if let Some(at) = scales
-                .iter()
-                .position(|s| !s.is_finite() || s.is_sign_negative())
-            {
-                return Err(value_error(
-                    ErrorKind::InvalidValue,
-                    format!("tensors[{i}].scales"),
-                    &sections[q.scales.section as usize],
-                    q.scales,
-                    format!(
-                        "scale {at} is {} (scales must be finite and non-negative)",
-                        scales[at]
-                    ),
-                ));
-            }
             TensorData::Quantized {
                 bits: q.bits,
                 group_size: q.group_size,
                 codes,
                 scales,
+                correction,
             }
         }
         (kind, None, Some(r)) => {

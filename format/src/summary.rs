@@ -29,7 +29,12 @@ pub struct TensorSummary {
     pub payload_bytes: u64,
     /// Attributed stored bytes of its scales (quantized; 0 otherwise).
     pub scale_bytes: u64,
-    /// entry + payload + scales.
+    /// The rank of its low-rank correction (kind 4).
+    pub correction_rank: Option<u32>,
+    /// Attributed stored bytes of its correction's factors, codes and
+    /// scales (kind 4; 0 otherwise).
+    pub correction_bytes: u64,
+    /// entry + payload + scales + correction.
     pub bytes: u64,
     /// `8 * bytes / params`.
     pub bits_per_weight: f64,
@@ -98,35 +103,52 @@ fn apportion(total: u64, weights: &[u64], sum: u64) -> Vec<u64> {
     shares
 }
 
+/// What a region holds, for attribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Codes, or a passthrough tensor's data.
+    Payload,
+    Scales,
+    /// Any of a correction's four regions.
+    Correction,
+}
+
 /// Summarises a validated header. Needs no section to be decoded.
 pub fn summarize(header: &Header) -> Summary {
-    // Every region, in tensor order, with (tensor index, is_scales).
-    let mut regions: Vec<(usize, bool, Region)> = Vec::new();
+    // Every region, in tensor order (a tensor's own before its
+    // correction's), with its tensor's index and role.
+    let mut regions: Vec<(usize, Role, Region)> = Vec::new();
     for (i, t) in header.tensors.iter().enumerate() {
         match (&t.quant, &t.data) {
             (Some(q), _) => {
-                regions.push((i, false, q.codes));
-                regions.push((i, true, q.scales));
+                regions.push((i, Role::Payload, q.codes));
+                regions.push((i, Role::Scales, q.scales));
             }
-            (None, Some(d)) => regions.push((i, false, *d)),
+            (None, Some(d)) => regions.push((i, Role::Payload, *d)),
             (None, None) => {}
+        }
+        if let Some(c) = &t.correction {
+            for r in [c.a.codes, c.a.scales, c.b.codes, c.b.scales] {
+                regions.push((i, Role::Correction, r));
+            }
         }
     }
     let mut payload = vec![0u64; header.tensors.len()];
     let mut scales = vec![0u64; header.tensors.len()];
+    let mut correction = vec![0u64; header.tensors.len()];
     let mut sections = Vec::with_capacity(header.sections.len());
     for (si, s) in header.sections.iter().enumerate() {
-        let members: Vec<&(usize, bool, Region)> = regions
+        let members: Vec<&(usize, Role, Region)> = regions
             .iter()
             .filter(|r| r.2.section as usize == si)
             .collect();
         let weights: Vec<u64> = members.iter().map(|r| r.2.len).collect();
         let shares = apportion(s.stored_len, &weights, s.decoded_len);
         for (r, share) in members.iter().zip(shares) {
-            if r.1 {
-                scales[r.0] += share;
-            } else {
-                payload[r.0] += share;
+            match r.1 {
+                Role::Payload => payload[r.0] += share,
+                Role::Scales => scales[r.0] += share,
+                Role::Correction => correction[r.0] += share,
             }
         }
         sections.push(SectionSummary {
@@ -149,7 +171,7 @@ pub fn summarize(header: &Header) -> Summary {
         .enumerate()
         .map(|(i, t)| {
             let params = t.elements();
-            let bytes = t.entry_len + payload[i] + scales[i];
+            let bytes = t.entry_len + payload[i] + scales[i] + correction[i];
             TensorSummary {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
@@ -160,6 +182,8 @@ pub fn summarize(header: &Header) -> Summary {
                 entry_bytes: t.entry_len,
                 payload_bytes: payload[i],
                 scale_bytes: scales[i],
+                correction_rank: t.correction.map(|c| c.rank),
+                correction_bytes: correction[i],
                 bytes,
                 bits_per_weight: bits_per(bytes, params),
             }

@@ -3,7 +3,7 @@
 
 use half::{bf16, f16};
 
-use crate::types::{effective_group, groups_per_row, rows_cols, Kind};
+use crate::types::{effective_group, groups_per_row, rows_cols, CodeRange, Kind};
 
 /// A tensor's values.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,9 @@ pub enum TensorData {
         group_size: u32,
         codes: Vec<i8>,
         scales: Vec<f16>,
+        /// A low-rank correction added to the codes' weights (format 1.2,
+        /// kind 4): `W = Q·s + A·B`.
+        correction: Option<LowRank>,
     },
     F16(Vec<f16>),
     Bf16(Vec<bf16>),
@@ -27,7 +30,13 @@ pub enum TensorData {
 impl TensorData {
     pub fn kind(&self) -> Kind {
         match self {
-            TensorData::Quantized { .. } => Kind::Quantized,
+            TensorData::Quantized {
+                correction: None, ..
+            } => Kind::Quantized,
+            TensorData::Quantized {
+                correction: Some(_),
+                ..
+            } => Kind::LowRank,
             TensorData::F16(_) => Kind::F16,
             TensorData::Bf16(_) => Kind::Bf16,
             TensorData::F32(_) => Kind::F32,
@@ -46,6 +55,82 @@ impl TensorData {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One factor of a low-rank correction: codes in row-major order, and
+/// one scale for every `group` consecutive codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Factor {
+    pub bits: u8,
+    pub range: CodeRange,
+    /// Consecutive codes (row-major) that share a scale; divides the
+    /// number of codes.
+    pub group: u32,
+    pub codes: Vec<i8>,
+    pub scales: Vec<f16>,
+}
+
+impl Factor {
+    /// `f32(code) * f32(scale)`, exact (spec §6.8). Codes beyond the last
+    /// whole group are left out; never panics.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let group = (self.group as usize).max(1);
+        self.codes
+            .chunks_exact(group)
+            .zip(&self.scales)
+            .flat_map(|(chunk, s)| {
+                let s = s.to_f32();
+                chunk.iter().map(move |&c| c as f32 * s)
+            })
+            .collect()
+    }
+}
+
+/// A correction of rank `rank`: `a` holds `rows x rank` codes, `b`
+/// `rank x cols`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowRank {
+    pub rank: u32,
+    pub a: Factor,
+    pub b: Factor,
+}
+
+impl LowRank {
+    /// Adds `A·B` to `weights` (`rows x cols`, row-major) as spec §6.8
+    /// defines it: per element, `acc = a0·b0` rounded, then
+    /// `acc = fma(ak, bk, acc)` for k = 1.. in order (one rounding each),
+    /// then `w + acc` rounded: the order of torch's CPU matrix product for
+    /// the records' ranks, so that imported records decode to their own
+    /// dequantization bit for bit. Leaves `weights` as it is when the factors' sizes do not
+    /// match (the reader and writer guarantee they do); never panics.
+    pub fn apply(&self, weights: &mut [f32], cols: usize) {
+        let rank = self.rank as usize;
+        let (a, b) = (self.a.dequantize(), self.b.dequantize());
+        if rank == 0 || cols == 0 || b.len() != rank * cols || weights.len() % cols != 0 {
+            return;
+        }
+        let rows = weights.len() / cols;
+        if a.len() != rows * rank {
+            return;
+        }
+        let mut acc = vec![0f32; cols];
+        for (row, a_row) in weights.chunks_exact_mut(cols).zip(a.chunks_exact(rank)) {
+            for (acc, &b0) in acc.iter_mut().zip(&b[..cols]) {
+                *acc = a_row[0] * b0;
+            }
+            for (k, &ak) in a_row.iter().enumerate().skip(1) {
+                let b_row = &b[k * cols..(k + 1) * cols];
+                for (acc, &bk) in acc.iter_mut().zip(b_row) {
+                    // One rounding: IEEE fusedMultiplyAdd (hardware FMA or
+                    // libm's exact fmaf).
+                    *acc = ak.mul_add(bk, *acc);
+                }
+            }
+            for (w, &c) in row.iter_mut().zip(&acc) {
+                *w += c;
+            }
+        }
     }
 }
 
@@ -69,18 +154,24 @@ impl Tensor {
     }
 
     /// The f32 weights: `f32(code) * f32(scale)` (one IEEE binary32
-    /// multiply, round to nearest even) for quantized tensors; the exact
-    /// widening for passthrough ones.
+    /// multiply, round to nearest even) for quantized tensors, plus the
+    /// correction's `A·B` in the order of spec §6.8; the exact widening for
+    /// passthrough ones.
     pub fn dequantize(&self) -> Vec<f32> {
         match &self.data {
             TensorData::Quantized {
                 group_size,
                 codes,
                 scales,
+                correction,
                 ..
             } => {
                 let (_, cols) = rows_cols(&self.shape);
-                dequantize_codes(codes, scales, cols as usize, *group_size)
+                let mut w = dequantize_codes(codes, scales, cols as usize, *group_size);
+                if let Some(c) = correction {
+                    c.apply(&mut w, cols as usize);
+                }
+                w
             }
             TensorData::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
             TensorData::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),

@@ -44,6 +44,9 @@ pub enum Kind {
     F16 = 1,
     Bf16 = 2,
     F32 = 3,
+    /// Integer codes with fp16 scales plus a low-rank correction `A·B` of
+    /// two quantized factors (format 1.2, spec §4.8 and §6.8).
+    LowRank = 4,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             1 => Some(Kind::F16),
             2 => Some(Kind::Bf16),
             3 => Some(Kind::F32),
+            4 => Some(Kind::LowRank),
             _ => None,
         }
     }
@@ -62,12 +66,17 @@ impl Kind {
             Kind::F16 => "f16",
             Kind::Bf16 => "bf16",
             Kind::F32 => "f32",
+            Kind::LowRank => "lowrank",
         }
+    }
+    /// Whether the tensor has codes and scales (kinds 0 and 4).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, Kind::Quantized | Kind::LowRank)
     }
     /// Bytes per element of a passthrough kind (None for quantized).
     pub fn element_width(self) -> Option<u64> {
         match self {
-            Kind::Quantized => None,
+            Kind::Quantized | Kind::LowRank => None,
             Kind::F16 | Kind::Bf16 => Some(2),
             Kind::F32 => Some(4),
         }
@@ -162,6 +171,46 @@ pub struct QuantFields {
     pub group_size: u32,
 }
 
+/// The 8 bytes that describe one factor of a low-rank correction, as
+/// stored (spec §4.8).
+#[binrw]
+#[brw(little)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorFields {
+    pub bits: u8,
+    pub layout: u8,
+    pub scale_dtype: u8,
+    pub range: u8,
+    pub group: u32,
+}
+
+/// Which codes of a width are valid (spec §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeRange {
+    /// `[-(2^(b-1) - 1), 2^(b-1) - 1]`: every tensor's own codes.
+    Symmetric = 0,
+    /// `[-2^(b-1), 2^(b-1) - 1]`: a correction factor's, when asked for
+    /// (the records' int2 `-2..1` and int4 `-8..7` factors).
+    Full = 1,
+}
+
+impl CodeRange {
+    pub fn from_u8(v: u8) -> Option<CodeRange> {
+        match v {
+            0 => Some(CodeRange::Symmetric),
+            1 => Some(CodeRange::Full),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeRange::Symmetric => "symmetric",
+            CodeRange::Full => "full",
+        }
+    }
+}
+
 /// A typed metadata value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -205,14 +254,38 @@ pub struct QuantInfo {
     pub scales: Region,
 }
 
+/// How one factor of a low-rank correction is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FactorInfo {
+    pub bits: u8,
+    pub layout: Layout,
+    pub range: CodeRange,
+    /// Consecutive elements (row-major) per scale; divides the factor's
+    /// element count.
+    pub group: u32,
+    pub codes: Region,
+    pub scales: Region,
+}
+
+/// The correction of a [`Kind::LowRank`] tensor: `A` (`rows x rank`) and
+/// `B` (`rank x cols`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CorrectionInfo {
+    pub rank: u32,
+    pub a: FactorInfo,
+    pub b: FactorInfo,
+}
+
 /// A validated tensor entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TensorEntry {
     pub name: String,
     pub kind: Kind,
     pub shape: Vec<u64>,
-    /// Present for [`Kind::Quantized`].
+    /// Present for [`Kind::Quantized`] and [`Kind::LowRank`].
     pub quant: Option<QuantInfo>,
+    /// Present for [`Kind::LowRank`].
+    pub correction: Option<CorrectionInfo>,
     /// The data region of a passthrough tensor.
     pub data: Option<Region>,
     /// Absolute offset and length of this entry in the header.
@@ -234,13 +307,18 @@ impl TensorEntry {
     pub fn rows_cols(&self) -> (u64, u64) {
         rows_cols(&self.shape)
     }
-    /// The regions this tensor owns, codes before scales.
+    /// The regions this tensor owns, codes before scales, then a
+    /// correction's (`A`'s codes and scales, `B`'s).
     pub fn regions(&self) -> Vec<Region> {
-        match (&self.quant, &self.data) {
+        let mut out = match (&self.quant, &self.data) {
             (Some(q), _) => vec![q.codes, q.scales],
             (None, Some(d)) => vec![*d],
             (None, None) => Vec::new(),
+        };
+        if let Some(c) = &self.correction {
+            out.extend([c.a.codes, c.a.scales, c.b.codes, c.b.scales]);
         }
+        out
     }
     pub fn bits(&self) -> Option<u8> {
         self.quant.map(|q| q.bits)
@@ -337,6 +415,11 @@ impl Header {
                 .fold(0u64, |m, r| m.saturating_add(r.len));
             // Packed codes take a byte each once unpacked.
             let codes = if t.quant.is_some() { t.elements() } else { 0 };
+            let factors = t.correction.map_or(0, |c| {
+                let (rows, cols) = t.rows_cols();
+                (c.rank as u64).saturating_mul(rows.saturating_add(cols))
+            });
+            let codes = codes.saturating_add(factors);
             n.saturating_add(owned).saturating_add(codes)
         });
         let largest = self.tensors.iter().map(|t| t.elements()).max().unwrap_or(0);

@@ -6,14 +6,15 @@ use std::collections::{BTreeMap, HashSet};
 use crate::codec::{encode_section_content, Compression, SectionContent};
 use crate::error::WriteError;
 use crate::limits::*;
-use crate::pack::{first_out_of_range, pack_codes, to_planes, Bits};
+use crate::pack::{first_out_of_range, first_out_of_range_in, pack_codes, to_planes, Bits};
 use crate::rans::Part;
-use crate::raw::{RawFile, RawMeta, RawSection, RawTensor};
-use crate::tensor::{Tensor, TensorData};
+use crate::raw::{RawCorrection, RawFile, RawMeta, RawSection, RawTensor};
+use crate::tensor::{Factor, LowRank, Tensor, TensorData};
 use crate::types::{
-    groups_per_row, rows_cols, Codec, Layout, MetaValue, QuantFields, Region, SectionEntry,
-    SCALE_DTYPE_F16,
+    groups_per_row, rows_cols, Codec, FactorFields, Layout, MetaValue, QuantFields, Region,
+    SectionEntry, SCALE_DTYPE_F16,
 };
+use half::f16;
 
 /// Which tensors share a section. Sharing lets the compressor see more of
 /// one distribution; separating streams of different statistics (codes of
@@ -141,7 +142,11 @@ fn check_tensor(t: &Tensor) -> Result<(), WriteError> {
             group_size,
             codes,
             scales,
+            correction,
         } => {
+            if let Some(c) = correction {
+                check_correction(name, c, rows, cols)?;
+            }
             if t.shape.is_empty() {
                 return Err(invalid(name, "a quantized tensor needs rank 1 or more"));
             }
@@ -183,6 +188,65 @@ fn check_tensor(t: &Tensor) -> Result<(), WriteError> {
         TensorData::F16(v) => check_finite(name, v.iter().map(|x| x.is_finite()))?,
         TensorData::Bf16(v) => check_finite(name, v.iter().map(|x| x.is_finite()))?,
         TensorData::F32(v) => check_finite(name, v.iter().map(|x| x.is_finite()))?,
+    }
+    Ok(())
+}
+
+/// A correction's rank, factor sizes, widths, groups, codes and scales
+/// (spec §4.8, §9 steps 15.11 and 29).
+fn check_correction(name: &str, c: &LowRank, rows: u64, cols: u64) -> Result<(), WriteError> {
+    let most = rows.min(cols).min(MAX_LOW_RANK as u64);
+    if c.rank == 0 || c.rank as u64 > most {
+        return Err(invalid(
+            name,
+            format!(
+                "correction rank {} outside 1..={MAX_LOW_RANK} and min(rows, cols) = {}",
+                c.rank,
+                rows.min(cols)
+            ),
+        ));
+    }
+    let rank = c.rank as u64;
+    for (which, f, want) in [("A", &c.a, rows * rank), ("B", &c.b, rank * cols)] {
+        let bad = |reason: String| invalid(name, format!("correction factor {which}: {reason}"));
+        let Some(width) = Bits::new(f.bits) else {
+            return Err(bad(format!(
+                "bits {} outside {MIN_BITS}..={MAX_BITS}",
+                f.bits
+            )));
+        };
+        if f.codes.len() as u64 != want {
+            return Err(bad(format!(
+                "{} codes, the shape needs {want}",
+                f.codes.len()
+            )));
+        }
+        let group = f.group as u64;
+        if group == 0 || want % group != 0 {
+            return Err(bad(format!("group {group} does not divide {want} codes")));
+        }
+        if f.scales.len() as u64 != want / group {
+            return Err(bad(format!(
+                "{} scales, groups of {group} need {}",
+                f.scales.len(),
+                want / group
+            )));
+        }
+        if let Some(i) = first_out_of_range_in(&f.codes, width, f.range) {
+            return Err(bad(format!(
+                "code {} at {i} outside the {} {}-bit range",
+                f.codes[i],
+                f.range.name(),
+                f.bits
+            )));
+        }
+        if let Some(s) = f
+            .scales
+            .iter()
+            .find(|s| !s.is_finite() || s.is_sign_negative())
+        {
+            return Err(bad(format!("scale {s} is not finite and non-negative")));
+        }
     }
     Ok(())
 }
@@ -233,6 +297,7 @@ enum StreamKey {
     Codes(u8),
     Scales,
     Passthrough,
+    Corrections,
     Tensor(usize),
     All,
 }
@@ -347,28 +412,23 @@ pub fn write_raw(
             Grouping::PerTensor => StreamKey::Tensor(i),
             Grouping::Single => StreamKey::All,
         };
+        let mut correction_raw = None;
         let (quant, regions) = match &t.data {
             TensorData::Quantized {
                 bits,
                 group_size,
                 codes,
                 scales,
+                correction,
             } => {
-                // One decision for the layout and its bytes, so that the
-                // header can never describe bytes it does not hold.
-                let (layout, code_bytes) = match Bits::new(*bits) {
-                    Some(width) if packed && *bits < 8 => {
-                        (Layout::Packed, pack_codes(codes, width))
-                    }
-                    _ => (Layout::Bytes, codes.iter().map(|&c| c as u8).collect()),
-                };
-                let scale_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+                let (_, cols) = rows_cols(&t.shape);
+                let (layout, code_bytes) = layout_codes(codes, *bits, packed);
                 // One-byte codes tell the rANS model their row length, so
                 // that columns can have tables of their own.
-                let cols = (layout == Layout::Bytes).then_some(rows_cols(&t.shape).1);
-                let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes, cols);
+                let row = (layout == Layout::Bytes).then_some(cols);
+                let codes_region = sections.push(key(StreamKey::Codes(*bits)), &code_bytes, row);
                 let scales_region =
-                    sections.push(key(StreamKey::Scales), &to_planes(&scale_bytes, 2), None);
+                    sections.push(key(StreamKey::Scales), &scale_planes(scales), None);
                 let q = QuantFields {
                     bits: *bits,
                     layout: layout as u8,
@@ -376,6 +436,29 @@ pub fn write_raw(
                     reserved: 0,
                     group_size: *group_size,
                 };
+                if let Some(c) = correction {
+                    let mut factor = |f: &Factor, row: u64| {
+                        let (layout, code_bytes) = layout_codes(&f.codes, f.bits, packed);
+                        let row = (layout == Layout::Bytes).then_some(row);
+                        let codes = sections.push(key(StreamKey::Corrections), &code_bytes, row);
+                        let scales = sections.push(
+                            key(StreamKey::Corrections),
+                            &scale_planes(&f.scales),
+                            None,
+                        );
+                        let fields = FactorFields {
+                            bits: f.bits,
+                            layout: layout as u8,
+                            scale_dtype: SCALE_DTYPE_F16,
+                            range: f.range as u8,
+                            group: f.group,
+                        };
+                        (fields, [codes, scales])
+                    };
+                    let a = factor(&c.a, c.rank as u64);
+                    let b = factor(&c.b, cols);
+                    correction_raw = Some(RawCorrection { rank: c.rank, a, b });
+                }
                 (Some(q), vec![codes_region, scales_region])
             }
             TensorData::F16(v) => {
@@ -406,6 +489,7 @@ pub fn write_raw(
             shape: t.shape.clone(),
             quant,
             regions,
+            correction: correction_raw,
         });
     }
     if sections.decoded.len() > MAX_SECTIONS as usize {
@@ -417,8 +501,12 @@ pub fn write_raw(
 
     let stored = compress_all(&sections.decoded, &sections.content, options.compression)?;
     let uses_rans = stored.iter().any(|(codec, _)| *codec == Codec::Rans);
+    let uses_low_rank = raw_tensors.iter().any(|t| t.correction.is_some());
     let mut file = RawFile {
-        minor: if uses_rans {
+        // The oldest version that can read the file (spec §3.3).
+        minor: if uses_low_rank {
+            MINOR_VERSION_LOW_RANK
+        } else if uses_rans {
             MINOR_VERSION_RANS
         } else {
             MINOR_VERSION
@@ -450,6 +538,22 @@ pub fn write_raw(
     }
     file.place_sections();
     Ok(file)
+}
+
+/// The layout auto or forced `packed` gives codes of a width, and their
+/// bytes: one decision for both, so that the header can never describe
+/// bytes it does not hold.
+fn layout_codes(codes: &[i8], bits: u8, packed: bool) -> (Layout, Vec<u8>) {
+    match Bits::new(bits) {
+        Some(width) if packed && bits < 8 => (Layout::Packed, pack_codes(codes, width)),
+        _ => (Layout::Bytes, codes.iter().map(|&c| c as u8).collect()),
+    }
+}
+
+/// f16 scales as byte planes.
+fn scale_planes(scales: &[f16]) -> Vec<u8> {
+    let bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+    to_planes(&bytes, 2)
 }
 
 /// Compresses sections on all cores, largest first. Each section is
@@ -485,6 +589,7 @@ mod tests {
                 group_size: 0,
                 codes: (0..n).map(|i| (i % 7) as i8 - 3).collect(),
                 scales: vec![f16::from_f32(0.01); rows as usize],
+                correction: None,
             },
         }
     }

@@ -118,6 +118,7 @@ fn shape_arithmetic_and_dequantization_are_total_over_any_tensor() {
                 scales: (0..rng.next() % 8)
                     .map(|_| f16::from_bits(rng.next() as u16))
                     .collect(),
+                correction: None,
             },
         };
         let t = Tensor {

@@ -80,7 +80,13 @@ fuzz_target!(|data: &[u8]| {
         ..Options::default()
     };
     let planning = Planning::Recipe(recipe);
-    match quantize(&Backend::Cpu, &checkpoint.tensors, &planning, None, &options) {
+    match quantize(
+        &Backend::Cpu,
+        &checkpoint.tensors,
+        &planning,
+        None,
+        &options,
+    ) {
         Ok(artifact) => {
             let back =
                 read(&artifact.bytes, &ReadOptions::default()).expect("what pgq writes, it reads");

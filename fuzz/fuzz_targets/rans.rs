@@ -31,7 +31,8 @@ fn decode_arbitrary(data: &[u8]) {
     if data.len() < 4 {
         return;
     }
-    let want = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize % (MAX_DECODED + 1);
+    let want =
+        u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize % (MAX_DECODED + 1);
     let stream = &data[4..];
     if let Ok(out) = rans::decode(stream, want) {
         assert_eq!(out.len(), want, "accepted with the wrong length");
@@ -60,11 +61,17 @@ fn round_trip(data: &[u8]) {
         let len = if k == 3 {
             left
         } else {
-            (left * ((shape >> (2 * k)) & 3) as usize / 3).max(1).min(left)
+            (left * ((shape >> (2 * k)) & 3) as usize / 3)
+                .max(1)
+                .min(left)
         };
         parts.push(Part {
             len,
-            cols: if shape & 0x80 != 0 { 1 + (shape & 0x0F) as usize * 3 } else { 0 },
+            cols: if shape & 0x80 != 0 {
+                1 + (shape & 0x0F) as usize * 3
+            } else {
+                0
+            },
         });
         at += len;
     }
@@ -75,5 +82,8 @@ fn round_trip(data: &[u8]) {
             assert!(rans::decode(&stream[..stream.len() - cut], body.len()).is_err());
         }
     }
-    assert!(matches!(rans::decode(&stream, body.len() + 1), Err(RansError::Length(_))));
+    assert!(matches!(
+        rans::decode(&stream, body.len() + 1),
+        Err(RansError::Length(_))
+    ));
 }

@@ -32,7 +32,7 @@ use pgq_format::summary::Summary;
 use pgq_format::types::{groups_per_row, rows_cols};
 use pgq_format::{
     decode_section, read, read_header, summarize, Archive, Codec, Compression, ErrorKind,
-    FormatError, Grouping, Header, Kind, LayoutChoice, MetaValue, Section, Tensor, TensorData,
+    FormatError, Grouping, Header, LayoutChoice, MetaValue, Section, Tensor, TensorData,
     WriteError, WriteOptions,
 };
 
@@ -120,8 +120,28 @@ fn check_archive(archive: &Archive, bytes: &[u8]) {
             group_size,
             codes,
             scales,
+            correction,
         } = &t.data
         {
+            assert_eq!(correction.is_some(), e.correction.is_some(), "{}", t.name);
+            if let Some(c) = correction {
+                let (rows, cols) = rows_cols(&t.shape);
+                let rank = c.rank as u64;
+                assert!(
+                    rank >= 1 && rank <= rows.min(cols).min(256),
+                    "{}: rank",
+                    t.name
+                );
+                for (f, n) in [(&c.a, rows * rank), (&c.b, rank * cols)] {
+                    assert_eq!(f.codes.len() as u64, n, "{}: factor codes", t.name);
+                    assert_eq!(
+                        f.scales.len() as u64 * f.group as u64,
+                        n,
+                        "{}: factor scales",
+                        t.name
+                    );
+                }
+            }
             let q = e
                 .quant
                 .expect("a quantized tensor's entry has quant fields");
@@ -298,10 +318,13 @@ fn check_summary(s: &Summary, header: &Header, len: u64) {
     let mut params = 0u64;
     for (t, e) in s.tensors.iter().zip(&header.tensors) {
         assert_eq!(t.params, e.elements(), "{}: params", t.name);
-        assert_eq!(t.bytes, t.entry_bytes + t.payload_bytes + t.scale_bytes);
+        assert_eq!(
+            t.bytes,
+            t.entry_bytes + t.payload_bytes + t.scale_bytes + t.correction_bytes
+        );
         assert_eq!(t.entry_bytes, e.entry_len);
         assert!(t.bits_per_weight.is_finite(), "{}: bits per weight", t.name);
-        if e.kind != Kind::Quantized {
+        if !e.kind.is_quantized() {
             assert_eq!(t.scale_bytes, 0, "{}: passthrough with scale bytes", t.name);
         }
         params += t.params;
@@ -347,16 +370,19 @@ fn tensors_equal(a: &Tensor, b: &Tensor) -> bool {
                     group_size: ga,
                     codes: ca,
                     scales: sa,
+                    correction: xa,
                 },
                 TensorData::Quantized {
                     bits: bb,
                     group_size: gb,
                     codes: cb,
                     scales: sb,
+                    correction: xb,
                 },
             ) => {
                 ba == bb
                     && ga == gb
+                    && xa == xb
                     && ca == cb
                     && sa
                         .iter()

@@ -123,6 +123,7 @@ mod tests {
                 group_size: 0,
                 codes,
                 scales: vec![f16::ONE],
+                correction: None,
             },
         }
     }

@@ -316,7 +316,8 @@ def codes(source: Source | Artifact) -> dict[str, Codes]:
     """The codes and scales of each quantized tensor of a `.pgq` file (kept
     tensors are left out), in file order: what another serializer of the
     same codes needs (bench/golf writes the records' torch.save form with
-    them)."""
+    them). A tensor with a low-rank correction (format 1.2) raises
+    ``ValueError``: its codes times scales are not its weight."""
     out = {}
     for name, shape, bits, group_size, code_bytes, scale_bytes in _pgq.codes(_read(source)):
         values = np.frombuffer(code_bytes, dtype=np.int8).reshape(shape)

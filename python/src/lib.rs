@@ -316,8 +316,18 @@ fn codes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Codes<'py>>> {
             group_size,
             codes,
             scales,
+            correction,
         } = &t.data
         {
+            // Codes times scales would not be the weight: refuse rather
+            // than hand a serializer half of the tensor.
+            if correction.is_some() {
+                return Err(PyValueError::new_err(format!(
+                    "tensor {:?} has a low-rank correction (format 1.2): its weight is not \
+                     codes x scales alone; pgq.load gives the weights",
+                    t.name
+                )));
+            }
             // One copy each, straight into the Python bytes.
             let code_bytes = PyBytes::new_with(py, codes.len(), |out: &mut [u8]| {
                 for (o, &c) in out.iter_mut().zip(codes) {

@@ -371,6 +371,7 @@ fn quantize_matrix(
         group_size: plan.group_size,
         codes: codes.clone(),
         scales: scales.clone(),
+        correction: None,
     })
 }
 

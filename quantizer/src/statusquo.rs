@@ -242,6 +242,7 @@ mod tests {
                     group_size: 0,
                     codes: vec![1, -1, 2, -2, 31, -31],
                     scales: vec![f16::ONE, f16::from_f32(0.5)],
+                    correction: None,
                 },
             },
             Tensor {
@@ -280,6 +281,7 @@ mod tests {
                 group_size: 2,
                 codes: vec![0; 10],
                 scales: vec![f16::ONE; 6],
+                correction: None,
             },
         };
         let text = String::from_utf8_lossy(&status_quo_stream(&[tensor])).into_owned();

@@ -33,6 +33,11 @@ def _rans(s, n):  # FORMAT.md 5.5, vectorised over lanes
     if w < len(W) or (x != L).any(): _f('rans')
     return d
 
+def _fma(x, y, z):  # f32 fused multiply-add, exact (6.8): x*y exact in f64, TwoSum error breaks ties
+    p = x.astype(np.float64) * y; s = p + z; t = s - p; e = (p - (s - t)) + (z - t); r = s.astype(np.float32)
+    d = s - r; n = np.nextafter(r, np.where(d > 0, np.inf, -np.inf).astype(np.float32))
+    return np.where((d != 0) & (2 * d == n - r.astype(np.float64)) & (e * d > 0), n, r)
+
 def load(src):
     b = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, 'rb').read()
     if b[:8] != b'\x89PGQ\r\n\x1a\n': _f('bad magic')
@@ -77,30 +82,48 @@ def load(src):
         x, a, l = r('IQQ'); T.append((x, a, l))
         if l != n or a + l > len(S[x]): _f(nm + ' region')
         return S[x][a:a + l]
+
+    def cd(n, bt, ly, lo):  # n codes (6.3) >= lo, as f32
+        q = g(-(-n * bt // 8) if ly else n)
+        if ly:  # LSB-first bt-bit fields
+            u = np.unpackbits(np.frombuffer(q, np.uint8), bitorder='little')
+            if u[n * bt:].any(): _f(nm + ' padding')
+            u = u[:n * bt].reshape(n, bt); v = np.zeros(n, np.uint8)
+            for j in range(bt): v |= u[:, j] << j
+            q = (v << (8 - bt)).view(np.int8) >> (8 - bt)
+        else: q = np.frombuffer(q, np.int8)
+        if not lo <= int(q.min()) <= int(q.max()) < 2 ** (bt - 1): _f(nm + ' code range')
+        return q.astype(np.float32)
+
+    def sc(n):  # n f16 scales
+        s = _pl(g(2 * n), 2, '<f2')
+        if np.signbit(s).any() or not np.isfinite(s).all(): _f(nm + ' scales')
+        return s.astype(np.float32)
+
+    def fa(n):  # a dequantized factor of n elements (4.8)
+        bt, ly, sd, z, G = r('4BI')
+        if not 1 < bt < 9 or ly > 1 or ly and bt > 7 or sd != 1 or z > 1 or not 0 < G <= n or n % G:
+            _f(nm + ' factor')
+        return cd(n, bt, ly, 1 - z - 2 ** (bt - 1)) * np.repeat(sc(n // G), G)
     out = {}
     for _ in range(nt):
         n, = r('H'); nm = h[p:p + n].decode(); p += n
         k, rk = r('BB'); sh = r('%dQ' % rk); N = math.prod(sh)
         C = sh[-1] if rk else 1; R = N // C
         if not 0 < n <= 1024 or nm in out or any(ord(c) < 32 or 126 < ord(c) < 160 for c in nm) \
-                or rk > 8 or k == rk == 0 or min(sh, default=1) < 1: _f(nm + ' entry')
-        if k == 0:
-            bt, ly, sd, z, G = r('4BI'); m = 2 ** (bt - 1) - 1
+                or rk > 8 or k in (0, 4) and not rk or min(sh, default=1) < 1: _f(nm + ' entry')
+        if k in (0, 4):
+            bt, ly, sd, z, G = r('4BI')
             if not 1 < bt < 9 or ly > 1 or ly and bt > 7 or sd != 1 or z or G > C: _f(nm + ' quant')
-            q = g(-(-N * bt // 8) if ly else N)
-            if ly:  # LSB-first bt-bit fields
-                u = np.unpackbits(np.frombuffer(q, np.uint8), bitorder='little')
-                if u[N * bt:].any(): _f(nm + ' padding')
-                u = u[:N * bt].reshape(N, bt); v = np.zeros(N, np.uint8)
-                for j in range(bt): v |= u[:, j] << j
-                q = (v << (8 - bt)).view(np.int8) >> (8 - bt)
-            else: q = np.frombuffer(q, np.int8)
-            if np.abs(q.astype(np.int16)).max() > m: _f(nm + ' code range')
-            G = G or C; ng = -(-C // G); s = _pl(g(2 * R * ng), 2, '<f2')
-            if np.signbit(s).any() or not np.isfinite(s).all(): _f(nm + ' scales')
-            s = np.repeat(s.astype(np.float32).reshape(R, ng), G, 1)[:, :C]
-            w = q.astype(np.float32).reshape(R, C) * s
-        elif 0 < k < 4:
+            q = cd(N, bt, ly, 1 - 2 ** (bt - 1)); G = G or C; ng = -(-C // G)
+            w = q.reshape(R, C) * np.repeat(sc(R * ng).reshape(R, ng), G, 1)[:, :C]
+            if k == 4:  # 6.8: W = Q*s + A*B in f32: a0*b0, then fma over k in order
+                L, = r('I')
+                if not 0 < L <= min(256, R, C): _f(nm + ' lr_rank')
+                a = fa(R * L).reshape(R, L); b = fa(L * C).reshape(L, C); x = a[:, :1] * b[:1]
+                for j in range(1, L): x = _fma(a[:, j:j + 1], b[j:j + 1], x)
+                w = w + x
+        elif k < 4:
             wd = 4 if k == 3 else 2; v = _pl(g(N * wd), wd, '<f4' if k == 3 else '<u2')
             w = v if k == 3 else v.view('<f2').astype(np.float32) if k == 1 else (v.astype('<u4') << 16).view('<f4')
             if not np.isfinite(w).all(): _f(nm + ' value')

@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use pgq_format::{Kind, Summary};
+use pgq_format::Summary;
 use serde::Serialize;
 
 /// The bytes of one layer.
@@ -107,8 +107,9 @@ pub fn layer_budgets(summary: &Summary, cap: u64) -> Vec<LayerBudget> {
         });
         b.tensors += 1;
         b.params += t.params;
-        if t.kind == Kind::Quantized {
-            b.code_bytes += t.payload_bytes;
+        if t.kind.is_quantized() {
+            // A correction's factors are codes too (with their scales).
+            b.code_bytes += t.payload_bytes + t.correction_bytes;
         } else {
             b.passthrough_bytes += t.payload_bytes;
         }

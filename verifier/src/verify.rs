@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use pgq_format::{
-    decode_digest, read, Archive, FormatError, Kind, MetaValue, ReadOptions, DECODE_DIGEST_KEY,
+    decode_digest, read, Archive, FormatError, MetaValue, ReadOptions, DECODE_DIGEST_KEY,
 };
 use pgq_metrics::{compare, hessian_error, HessianSource, SourceTensor};
 use serde::Serialize;
@@ -107,7 +107,7 @@ fn structure(report: &mut Report, archive: &Archive, file_bytes: u64) {
         .header
         .tensors
         .iter()
-        .filter(|t| t.kind == Kind::Quantized)
+        .filter(|t| t.kind.is_quantized())
         .count();
     report.push(
         Check::new(

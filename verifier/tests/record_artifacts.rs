@@ -138,19 +138,49 @@ fn every_records_serialization_imports_equal_to_its_own_dequantization() {
     }
     // The records' distinct code paths: the baseline bundle (and its fp16
     // embedding variant), int6 with dict meta under zstd and lzma, GPTQ
-    // with BSHF + brotli (two records), and the 2026-04-27 gates.
-    assert_eq!(imported.len(), 7, "{imported:?}");
+    // with BSHF + brotli (two records), the 2026-04-27 gates, and its
+    // low-rank corrections in both forms.
+    assert_eq!(imported.len(), 9, "{imported:?}");
     assert!(imported.contains(&"g_gptq_gate_brotli"));
+    assert!(imported.contains(&"h_gptq_lqer_asym_brotli"));
 }
 
+/// The records' LQER factors become pgq corrections code for code: the
+/// asymmetric form as full-range int2 `A` with one scale and int4 `B` in
+/// groups of 64, the symmetric one with a scale per row of each factor.
 #[test]
-fn the_low_rank_refusal_names_the_tensor_and_its_factors() {
-    let bytes = std::fs::read(folder().join("h_gptq_lqer_asym_brotli.ptz")).unwrap();
-    let error = import(&bytes, &ImportOptions::default()).unwrap_err();
-    let message = error.to_string();
-    assert!(message.contains("+lqer_asym"), "{message}");
-    assert!(
-        message.contains(".lqA_a") && message.contains(".lqBs_a"),
-        "{message}"
-    );
+fn low_rank_corrections_keep_the_records_factors() {
+    use pgq_format::{CodeRange, TensorData};
+    for (id, asym) in [
+        ("h_gptq_lqer_asym_brotli", true),
+        ("h2_gptq_lqer_sym_brotli", false),
+    ] {
+        let bytes = std::fs::read(folder().join(format!("{id}.ptz"))).unwrap();
+        let imported = import(&bytes, &ImportOptions::default()).unwrap();
+        let mut corrected = 0;
+        for t in &imported.tensors {
+            let TensorData::Quantized {
+                correction: Some(c),
+                ..
+            } = &t.data
+            else {
+                continue;
+            };
+            corrected += 1;
+            let (rows, cols) = (t.shape[0] as u32, t.shape[1] as u32);
+            assert_eq!(c.rank, 4, "{id} {}", t.name);
+            if asym {
+                assert_eq!((c.a.range, c.b.range), (CodeRange::Full, CodeRange::Full));
+                assert_eq!((c.a.bits, c.a.group), (2, rows * 4), "{id} {}", t.name);
+                assert!(c.b.bits <= 4 && c.b.group == 64, "{id} {}", t.name);
+                assert!(c.a.codes.iter().all(|&q| (-2..=1).contains(&q)));
+            } else {
+                assert_eq!(c.a.range, CodeRange::Symmetric);
+                assert_eq!((c.a.group, c.b.group), (4, cols), "{id} {}", t.name);
+                assert!(c.a.bits <= 4 && c.b.bits <= 4, "{id} {}", t.name);
+            }
+        }
+        // The record's top-3 tensors by quantization error.
+        assert_eq!(corrected, 3, "{id}");
+    }
 }

@@ -79,6 +79,7 @@ impl Artifact {
                 params: s.params,
                 bytes: s.bytes,
                 bits_per_weight: s.bits_per_weight,
+                correction: correction_text(&t.data, s.correction_bytes, s.bytes),
                 entropy: match &t.data {
                     TensorData::Quantized { codes, .. } => {
                         let mut h = CodeHistogram::default();
@@ -525,6 +526,40 @@ pub struct TensorRow {
     pub bits_per_weight: f64,
     /// Bits per code (quantized tensors).
     pub entropy: Option<f64>,
+    /// A low-rank correction (kind 4), described: its rank, its two
+    /// factors and its share of the tensor's bytes.
+    pub correction: Option<String>,
+}
+
+/// `rank 4: A int2 (full range, one scale), B int4 (full range, groups of
+/// 64); 1,234 bytes, 3.1% of the tensor's`.
+fn correction_text(data: &TensorData, bytes: u64, tensor_bytes: u64) -> Option<String> {
+    let TensorData::Quantized {
+        correction: Some(c),
+        ..
+    } = data
+    else {
+        return None;
+    };
+    let factor = |f: &pgq_format::Factor, row: usize| {
+        let groups = if f.scales.len() == 1 {
+            "one scale".to_owned()
+        } else if f.group as usize == row {
+            "a scale per row".to_owned()
+        } else {
+            format!("groups of {}", f.group)
+        };
+        format!("int{} ({} range, {groups})", f.bits, f.range.name())
+    };
+    let cols = c.b.codes.len() / (c.rank as usize).max(1);
+    Some(format!(
+        "rank {}: A {}, B {}; {} bytes, {} of the tensor's",
+        c.rank,
+        factor(&c.a, c.rank as usize),
+        factor(&c.b, cols),
+        thousands(bytes),
+        percent(bytes as f64 / tensor_bytes.max(1) as f64)
+    ))
 }
 
 /// The table's columns, in order.
@@ -988,6 +1023,48 @@ mod tests {
     use pgq_format::{write, Compression, Tensor, WriteOptions};
     use serde_json::Value;
 
+    /// A record-like correction (spec vector lowrank_records_asym_rans):
+    /// described on its row, counted in its bytes, decoded as the vector's
+    /// expected values say.
+    #[test]
+    fn a_low_rank_correction_is_described_and_counted_in_its_tensor() {
+        let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors/positive/");
+        let bytes = std::fs::read(format!("{vectors}lowrank_records_asym_rans.pgq")).unwrap();
+        let a = Artifact::open("lqer.pgq", bytes).unwrap();
+        let row = &a.rows[0];
+        assert_eq!(row.kind, "lowrank");
+        let text = row.correction.as_deref().unwrap();
+        assert!(
+            text.starts_with(
+                "rank 4: A int2 (full range, one scale), B int4 (full range, groups of 64); "
+            ),
+            "{text}"
+        );
+        let s = &a.summary.tensors[0];
+        assert!(s.correction_bytes > 0 && text.contains(&thousands(s.correction_bytes)));
+        assert_eq!(
+            s.bytes,
+            s.entry_bytes + s.payload_bytes + s.scale_bytes + s.correction_bytes
+        );
+        assert!(a.rows[1].correction.is_none());
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{vectors}lowrank_records_asym_rans.json")).unwrap(),
+        )
+        .unwrap();
+        let hex: String = a.archive.tensors[0]
+            .dequantize()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            expected["tensors"][&a.rows[0].name]["f32_le_hex"]
+                .as_str()
+                .unwrap()
+        );
+    }
+
     fn quantized(name: &str, shape: Vec<u64>, bits: u8, group_size: u32, seed: i32) -> Tensor {
         let (rows, cols) = (shape[0], shape[1..].iter().product::<u64>());
         let max = (1i32 << (bits - 1)) - 1;
@@ -1014,6 +1091,7 @@ mod tests {
                 group_size,
                 codes,
                 scales,
+                correction: None,
             },
         }
     }

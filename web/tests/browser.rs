@@ -31,6 +31,7 @@ fn tensors() -> Vec<Tensor> {
             scales: (0..rows)
                 .map(|i| f16::from_f32(0.01 * (i + 1) as f32))
                 .collect(),
+            correction: None,
         },
     };
     vec![
@@ -107,6 +108,50 @@ async fn wait_for(state: &str) {
         sleep(25).await;
     }
     panic!("body state stayed {:?}, not {state:?}", body_state());
+}
+
+/// The low-rank vectors (spec §6.8: products and sums that round, in a
+/// fixed order with fused multiply-adds) decode in wasm to the bits the
+/// vectors' `.json` give, which the Rust reader and the Python decoder
+/// produce too (format/tests/conformance.rs, spec/reference).
+#[wasm_bindgen_test]
+fn low_rank_vectors_decode_in_wasm_as_their_expected_bits() {
+    let vectors: [(&[u8], &str); 4] = [
+        (
+            include_bytes!("../../spec/vectors/positive/lowrank_spec_example.pgq"),
+            include_str!("../../spec/vectors/positive/lowrank_spec_example.json"),
+        ),
+        (
+            include_bytes!("../../spec/vectors/positive/lowrank_sum_order.pgq"),
+            include_str!("../../spec/vectors/positive/lowrank_sum_order.json"),
+        ),
+        (
+            include_bytes!("../../spec/vectors/positive/lowrank_records_asym_rans.pgq"),
+            include_str!("../../spec/vectors/positive/lowrank_records_asym_rans.json"),
+        ),
+        (
+            include_bytes!("../../spec/vectors/positive/lowrank_symmetric_packed_raw.pgq"),
+            include_str!("../../spec/vectors/positive/lowrank_symmetric_packed_raw.json"),
+        ),
+    ];
+    for (bytes, json) in vectors {
+        let expected: serde_json::Value = serde_json::from_str(json).unwrap();
+        let archive = read(bytes, &Default::default()).unwrap();
+        for t in &archive.tensors {
+            let hex: String = t
+                .dequantize()
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                hex,
+                expected["tensors"][&t.name]["f32_le_hex"].as_str().unwrap(),
+                "{}",
+                t.name
+            );
+        }
+    }
 }
 
 // One test: the page's address and `<body data-state>` are global, so the

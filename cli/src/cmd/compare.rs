@@ -107,14 +107,23 @@ pub fn compare_tensors(a: &Tensor, b: &Tensor) -> TensorComparison {
                 group_size,
                 codes,
                 scales,
+                correction,
             },
             TensorData::Quantized {
                 bits: bits2,
                 group_size: group2,
                 codes: codes2,
                 scales: scales2,
+                correction: correction2,
             },
         ) => {
+            if correction != correction2 {
+                out.mismatch = Some(match (correction, correction2) {
+                    (Some(c), None) => format!("a rank-{} correction vs none", c.rank),
+                    (None, Some(c)) => format!("no correction vs a rank-{} one", c.rank),
+                    _ => "the low-rank corrections differ".to_owned(),
+                });
+            }
             if (bits, group_size) != (bits2, group2) || codes.len() != codes2.len() {
                 out.mismatch = Some(format!("int{bits} g{group_size} vs int{bits2} g{group2}"));
                 return out;

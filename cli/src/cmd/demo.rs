@@ -128,7 +128,7 @@ struct DemoJson {
 
 /// The class a tensor's bytes are reported under.
 fn class_of(name: &str, kind: Kind) -> &'static str {
-    if kind != Kind::Quantized {
+    if !kind.is_quantized() {
         "control (fp16)"
     } else if name.contains("emb") {
         "embedding"

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use pgq_format::half::{bf16, f16};
 use pgq_format::rans::{self, raw_stream as rans_stream, Part};
 use pgq_format::raw::RawFile;
-use pgq_format::types::{Counts, QuantFields, Region};
+use pgq_format::types::{CodeRange, Counts, QuantFields, Region};
 use pgq_format::{
-    encode_section, write, write_raw, Compression, ErrorKind, Grouping, LayoutChoice, MetaValue,
-    Tensor, TensorData, WriteOptions,
+    encode_section, write, write_raw, Compression, ErrorKind, Factor, Grouping, LayoutChoice,
+    LowRank, MetaValue, Tensor, TensorData, WriteOptions,
 };
 
 pub struct Positive {
@@ -93,6 +93,7 @@ fn quantized(rng: &mut Rng, name: &str, shape: &[u64], bits: u8, group_size: u32
             group_size,
             codes: (0..n).map(|_| rng.code(bits)).collect(),
             scales: (0..rows * groups).map(|_| rng.scale()).collect(),
+            correction: None,
         },
     }
 }
@@ -321,6 +322,7 @@ pub fn positives() -> Vec<Positive> {
                     group_size: 0,
                     codes: vec![31, -31, 0, 1, -1, 31, -31, 31, 5, 0, 0, 0],
                     scales: vec![f16::from_f32(0.0), f16::from_bits(1), f16::MAX, f16::from_f32(1e-7)],
+                    correction: None,
                 },
             },
             Tensor { name: "tiny".into(), shape: vec![3], data: TensorData::F16(vec![f16::from_bits(1), f16::from_bits(0x8001), f16::NEG_ZERO]) },
@@ -365,6 +367,7 @@ pub fn positives() -> Vec<Positive> {
         |d| zstd_frame(d, true, true),
     ));
     rans_positives(&mut rng, &mut v);
+    lowrank_positives(&mut v);
     v
 }
 
@@ -401,6 +404,7 @@ fn per_row_matrix(
             group_size: 0,
             codes,
             scales: (0..rows).map(|_| rng.scale()).collect(),
+            correction: None,
         },
     }
 }
@@ -1663,6 +1667,7 @@ pub fn negatives() -> Vec<Negative> {
         true,
     ));
     rans_negatives(&mut v);
+    lowrank_negatives(&mut v);
     v
 }
 
@@ -1860,11 +1865,17 @@ pub fn expected_json(p: &Positive) -> String {
             entry["f32_le_hex"] = json!(hex(&values));
         }
         if let TensorData::Quantized {
-            bits, group_size, ..
+            bits,
+            group_size,
+            correction,
+            ..
         } = &t.data
         {
             entry["bits"] = json!(bits);
             entry["group_size"] = json!(group_size);
+            if let Some(c) = correction {
+                entry["lr_rank"] = json!(c.rank);
+            }
         }
         tensors.insert(t.name.clone(), entry);
     }
@@ -1920,4 +1931,375 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
     ));
     out.push(("README.md".into(), readme.into_bytes()));
     out
+}
+
+// ------------------------------------------------ low-rank correction (§6.8)
+
+/// A factor of `n` codes: random codes of the range, groups of `group`.
+fn factor(rng: &mut Rng, n: u64, bits: u8, range: CodeRange, group: u32) -> Factor {
+    let max = (1i64 << (bits - 1)) - 1;
+    let min = match range {
+        CodeRange::Symmetric => -max,
+        CodeRange::Full => -max - 1,
+    };
+    let span = (max - min + 1) as u64;
+    Factor {
+        bits,
+        range,
+        group,
+        codes: (0..n)
+            .map(|_| (min + (rng.next() % span) as i64) as i8)
+            .collect(),
+        scales: (0..n / group as u64).map(|_| rng.scale()).collect(),
+    }
+}
+
+/// A quantized tensor with a correction of `rank`, `a` and `b` given as
+/// (bits, range, group).
+fn lowrank(
+    rng: &mut Rng,
+    name: &str,
+    (rows, cols): (u64, u64),
+    bits: u8,
+    rank: u32,
+    a: (u8, CodeRange, u32),
+    b: (u8, CodeRange, u32),
+) -> Tensor {
+    let mut t = quantized(rng, name, &[rows, cols], bits, 0);
+    let r = rank as u64;
+    let correction = LowRank {
+        rank,
+        a: factor(rng, rows * r, a.0, a.1, a.2),
+        b: factor(rng, r * cols, b.0, b.1, b.2),
+    };
+    if let TensorData::Quantized { correction: c, .. } = &mut t.data {
+        *c = Some(correction);
+    }
+    t
+}
+
+fn f16s_of(values: &[f32]) -> Vec<f16> {
+    values.iter().map(|&x| f16::from_f32(x)).collect()
+}
+
+/// The worked example of §6.8, and the order of operations made visible.
+fn spec_example() -> Tensor {
+    Tensor {
+        name: "w".into(),
+        shape: vec![2, 2],
+        data: TensorData::Quantized {
+            bits: 6,
+            group_size: 0,
+            codes: vec![1, 2, 3, 4],
+            scales: f16s_of(&[1.0, 0.5]),
+            correction: Some(LowRank {
+                rank: 1,
+                a: Factor {
+                    bits: 2,
+                    range: CodeRange::Full,
+                    group: 2,
+                    codes: vec![1, -2],
+                    scales: f16s_of(&[0.5]),
+                },
+                b: Factor {
+                    bits: 4,
+                    range: CodeRange::Full,
+                    group: 2,
+                    codes: vec![-8, 7],
+                    scales: f16s_of(&[0.25]),
+                },
+            }),
+        },
+    }
+}
+
+/// One row whose sum rounds differently in any other order: products
+/// 2^24, 1, 1 give 2^24 summed in order (2^24 + 1 ties to even) but
+/// 2^24 + 2 summed from the end or in f64.
+fn order_matters() -> Tensor {
+    Tensor {
+        name: "order".into(),
+        shape: vec![1, 2],
+        data: TensorData::Quantized {
+            bits: 8,
+            group_size: 0,
+            codes: vec![0, 1],
+            scales: f16s_of(&[1.0]),
+            correction: Some(LowRank {
+                rank: 1,
+                a: Factor {
+                    bits: 8,
+                    range: CodeRange::Full,
+                    group: 1,
+                    codes: vec![64],
+                    scales: f16s_of(&[64.0]),
+                },
+                b: Factor {
+                    bits: 8,
+                    range: CodeRange::Full,
+                    group: 2,
+                    codes: vec![64, -128],
+                    scales: f16s_of(&[64.0]),
+                },
+            }),
+        },
+    }
+}
+
+/// Rank 3 with the sum order visible: row 0 of `a` is `[4096, 1, 1]`,
+/// column 0 of `b` is `[4096, 1, 1]`.
+fn sum_order() -> Tensor {
+    Tensor {
+        name: "sum".into(),
+        shape: vec![3, 3],
+        data: TensorData::Quantized {
+            bits: 6,
+            group_size: 0,
+            codes: vec![0; 9],
+            scales: f16s_of(&[1.0; 3]),
+            correction: Some(LowRank {
+                rank: 3,
+                a: Factor {
+                    bits: 8,
+                    range: CodeRange::Symmetric,
+                    group: 1,
+                    codes: vec![64, 1, 1, 0, 0, 0, 0, 0, 0],
+                    scales: f16s_of(&[64.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+                },
+                b: Factor {
+                    bits: 8,
+                    range: CodeRange::Symmetric,
+                    group: 3,
+                    codes: vec![64, 0, 0, 1, 0, 0, 1, 0, 0],
+                    scales: f16s_of(&[64.0, 1.0, 1.0]),
+                },
+            }),
+        },
+    }
+}
+
+fn lowrank_positives(v: &mut Vec<Positive>) {
+    let mut rng = Rng::new(0x5EED_0404);
+    let none = BTreeMap::new;
+    v.push(positive(
+        "lowrank_spec_example",
+        "the worked example of §6.8: int6 codes plus a rank-1 correction of an int2 and an int4 factor in the full range, raw (minor version 2)",
+        vec![spec_example()],
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "lowrank_sum_order",
+        "corrections whose sums round differently in any order but §6.8's: products 2^24, 1, 1 sum to 2^24 in order (2^24 + 1 ties to even) and to 2^24 + 2 from the end or in f64; a full-range int8 factor holding -128",
+        vec![sum_order(), order_matters()],
+        none(),
+        opts(Compression::Raw),
+    ));
+    v.push(positive(
+        "lowrank_records_asym_rans",
+        "as records #1797 and #1935 store their top tensors: int6 per-row codes, rank 4, A int2 full range with one scale for the whole factor, B int4 full range in groups of 64 that run across its rows (48 columns); beside a plain int6 tensor and f16 values, rANS; random factors, so that products and sums round (an FMA or f64 decoder differs)",
+        vec![
+            lowrank(
+                &mut rng,
+                "blocks.0.mlp.fc.weight",
+                (96, 48),
+                6,
+                4,
+                (2, CodeRange::Full, 96 * 4),
+                (4, CodeRange::Full, 64),
+            ),
+            quantized(&mut rng, "blocks.0.attn.proj.weight", &[48, 48], 6, 0),
+            f16s(&mut rng, "ln.weight", &[48]),
+        ],
+        none(),
+        opts(Compression::Rans),
+    ));
+    v.push(positive(
+        "lowrank_symmetric_packed_raw",
+        "the records' symmetric form (+lqer): rank 3, A and B int4 symmetric with one scale per row (groups of 3 and of 40), bit-packed in a raw file; and a rank-1 correction of a rank-1 tensor (rows = 1)",
+        vec![
+            lowrank(
+                &mut rng,
+                "w",
+                (24, 40),
+                5,
+                3,
+                (4, CodeRange::Symmetric, 3),
+                (4, CodeRange::Symmetric, 40),
+            ),
+            {
+                let mut t = lowrank(
+                    &mut rng,
+                    "v",
+                    (1, 16),
+                    7,
+                    1,
+                    (3, CodeRange::Full, 1),
+                    (3, CodeRange::Full, 4),
+                );
+                t.shape = vec![16];
+                t
+            },
+        ],
+        none(),
+        opts(Compression::Raw),
+    ));
+}
+
+/// The base of the low-rank negatives: a raw file, bytes layout, with one
+/// tensor `w` [4, 8] int6 of rank 2: A int2 full range (one scale), B int4
+/// symmetric (one scale per row). Sections: 0 = int6 codes, 1 = scales,
+/// 2 = the correction: A codes (8 bytes), A scales (2), B codes (16), B
+/// scales (4).
+fn lowrank_base() -> RawFile {
+    let mut rng = Rng::new(0xBAD_0404);
+    let t = lowrank(
+        &mut rng,
+        "w",
+        (4, 8),
+        6,
+        2,
+        (2, CodeRange::Full, 8),
+        (4, CodeRange::Symmetric, 8),
+    );
+    let options = WriteOptions {
+        compression: Compression::Raw,
+        layout: LayoutChoice::Bytes,
+        ..WriteOptions::default()
+    };
+    write_raw(&[t], &BTreeMap::new(), &options).expect("valid")
+}
+
+fn correction(f: &mut RawFile) -> &mut pgq_format::raw::RawCorrection {
+    f.tensors[0]
+        .correction
+        .as_mut()
+        .expect("tensor 0 has a correction")
+}
+
+fn lowrank_negatives(v: &mut Vec<Negative>) {
+    use ErrorKind::*;
+    let mut f = lowrank_base();
+    correction(&mut f).rank = 0;
+    v.push(neg(
+        "lowrank_rank_zero",
+        InvalidField,
+        "a correction of rank 0",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).rank = 5;
+    v.push(neg(
+        "lowrank_rank_above_rows",
+        InvalidField,
+        "rank 5 for a 4 x 8 tensor (at most min(rows, cols) = 4)",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    f.tensors[0].kind = 0;
+    v.push(neg(
+        "lowrank_fields_under_kind_0",
+        InvalidField,
+        "a kind-0 entry followed by a correction's 100 bytes: header bytes left over",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).a.0.range = 2;
+    v.push(neg(
+        "lowrank_range_2",
+        InvalidField,
+        "factor A's code range is 2",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).b.0.bits = 9;
+    v.push(neg(
+        "lowrank_factor_bits_9",
+        InvalidField,
+        "factor B of 9 bits",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).b.0.layout = 1;
+    correction(&mut f).b.0.bits = 8;
+    v.push(neg(
+        "lowrank_factor_packed_int8",
+        InvalidField,
+        "factor B: 8 bits in the packed layout",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).b.0.group = 6;
+    v.push(neg(
+        "lowrank_group_not_dividing",
+        InvalidField,
+        "factor B's group of 6 does not divide its 16 codes",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).a.0.group = 0;
+    v.push(neg(
+        "lowrank_group_zero",
+        InvalidField,
+        "factor A's group is 0",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).b.1[0].len = 15;
+    v.push(neg(
+        "lowrank_factor_codes_length",
+        RegionLayout,
+        "factor B's codes region says 15 bytes; its 2 x 8 codes need 16",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    correction(&mut f).a.1[1].offset = 0;
+    v.push(neg(
+        "lowrank_factor_regions_overlap",
+        RegionLayout,
+        "factor A's scales region starts at byte 0 of the correction section, over A's codes",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    let body = f.header_body().len();
+    f.truncate_body = Some(body - 30);
+    v.push(neg(
+        "lowrank_truncated_correction",
+        Truncated,
+        "the header body ends inside factor B's scales region",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    let mut section = f.sections[2].stored.clone();
+    section[10] = 0xF8; // B's first code: -8, outside int4's symmetric range
+    set_raw_section(&mut f, 2, section);
+    v.push(neg(
+        "lowrank_symmetric_factor_code",
+        InvalidCode,
+        "factor B (int4, symmetric) holds -8, which only the full range allows",
+        f,
+        true,
+    ));
+    let mut f = lowrank_base();
+    let mut section = f.sections[2].stored.clone();
+    section[9] |= 0x80; // A's one scale: its high byte plane, sign bit
+    set_raw_section(&mut f, 2, section);
+    v.push(neg(
+        "lowrank_negative_factor_scale",
+        InvalidValue,
+        "factor A's scale has its sign bit set",
+        f,
+        true,
+    ));
 }

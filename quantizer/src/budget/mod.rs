@@ -404,6 +404,7 @@ fn tensors_of(
                         group_size: e.plan.group_size,
                         codes: c.codes.clone(),
                         scales: c.scales.clone(),
+                        correction: None,
                     },
                     None => {
                         return Ok(Tensor {

@@ -17,9 +17,9 @@
 //!   A meta with `+lqer` or `+lqer_asym` (records from 2026-04-27 on) adds
 //!   a low-rank correction `A @ B` to the dequantized weight, from factors
 //!   stored beside the codes (`.lqA`/`.lqAs`/`.lqB`/`.lqBs`, or their `_a`
-//!   asymmetric forms: A int2 with one scale, B int4 in groups). pgq's
-//!   container has no place for the factors yet, so such an artifact is
-//!   refused naming the tensor, rather than imported with other weights.
+//!   asymmetric forms: A int2 with one scale, B int4 in groups): the
+//!   tensor becomes a pgq tensor with a low-rank correction (format 1.2;
+//!   the `lqer` module).
 //! - `int8_clean_per_row_v1`: the baseline's bundle of `quantized` (int8
 //!   codes), `scales`, `dtypes`, `passthrough` and optional `qmeta` and
 //!   `passthrough_orig_dtypes`; codes are int8 (bits 8).
@@ -40,6 +40,7 @@ use pgq_format::{Tensor, TensorData};
 
 use super::dtype::Dtype;
 use super::error::ImportError;
+use super::lqer;
 use super::pickle::{Node, NodeId, Pickle};
 use super::storage::Checkpoint;
 
@@ -164,9 +165,10 @@ enum Meta {
     /// `gate_int8_row`: int8 codes `.gq`, one fp16 scale per row `.gs`.
     GateInt8Row,
     /// A quantized tensor with a low-rank correction (`+lqer`,
-    /// `+lqer_asym`), which pgq cannot hold yet.
+    /// `+lqer_asym`); the width when the meta names one.
     LowRank {
-        meta: String,
+        bits: Option<u8>,
+        asym: bool,
     },
     /// Neither: decided by which of `name` and `name.q` is present.
     Unknown,
@@ -255,22 +257,7 @@ impl<'p, 'a> Reader<'p, 'a> {
                 Meta::Passthrough => (".q", ".scale", None),
                 Meta::Quantized { bits } => (".q", ".scale", Some(Some(bits))),
                 Meta::GateInt8Row => (".gq", ".gs", Some(Some(8))),
-                Meta::LowRank { meta } => {
-                    let factors: Vec<&str> = w
-                        .keys()
-                        .filter(|k| {
-                            k.strip_prefix(name)
-                                .is_some_and(|rest| rest.starts_with(".lq"))
-                        })
-                        .collect();
-                    return Err(ImportError::Unsupported {
-                        what: format!("tensor {name:?} (meta {meta:?})"),
-                        detail: format!(
-                            "a low-rank correction (LQER) is added to its dequantized weight from the factors {factors:?}; \
-                             pgq's container cannot hold them yet, and importing without them would change the weights"
-                        ),
-                    });
-                }
+                Meta::LowRank { bits, .. } => (".q", ".scale", Some(bits)),
                 Meta::Unknown if w.get(name).is_none() => (".q", ".scale", Some(None)),
                 Meta::Unknown => (".q", ".scale", None),
             };
@@ -291,7 +278,33 @@ impl<'p, 'a> Reader<'p, 'a> {
                     claim(s_name)?;
                     let q = self.tensor(q, &w.path_of(&q_key))?;
                     let s = self.tensor(s, &w.path_of(&s_key))?;
-                    quantized_tensor(name, q, s, bits)?
+                    let mut tensor = quantized_tensor(name, q, s, bits)?;
+                    if let Meta::LowRank { asym, .. } = meta {
+                        let mut stored = Vec::with_capacity(4);
+                        for suffix in lqer::suffixes(asym) {
+                            let key = format!("{name}{suffix}");
+                            let Some((stored_key, id)) = w.entry(&key) else {
+                                return Err(layout_error(
+                                    m.path_of(name),
+                                    format!("describes a low-rank correction, but w lacks {key:?}"),
+                                ));
+                            };
+                            claim(stored_key)?;
+                            stored.push((key, self.tensor(id, &w.path_of(stored_key))?));
+                        }
+                        // Codes then scales, of A then B (lqer::suffixes).
+                        let factor = |i: usize| {
+                            let ((codes_key, codes), (scales_key, scales)) =
+                                (&stored[i], &stored[i + 1]);
+                            factor_of(codes_key, codes, scales_key, scales)
+                        };
+                        let (a, b) = (factor(0), factor(2));
+                        let correction = lqer::correction(name, &tensor.shape, asym, a?, b?)?;
+                        if let TensorData::Quantized { correction: c, .. } = &mut tensor.data {
+                            *c = Some(correction);
+                        }
+                    }
+                    tensor
                 }
                 None => {
                     let Some((key, id)) = w.entry(name) else {
@@ -407,9 +420,14 @@ fn classify(text: &str) -> Result<Meta, String> {
     if text == "gate_int8_row" {
         return Ok(Meta::GateInt8Row);
     }
-    if text.contains("lqer") {
+    if let Some(at) = text.find("+lqer") {
+        let bits = match classify(&text[..at])? {
+            Meta::Quantized { bits } => Some(bits),
+            _ => None,
+        };
         return Ok(Meta::LowRank {
-            meta: text.to_owned(),
+            bits,
+            asym: text[at..].starts_with("+lqer_asym"),
         });
     }
     if text.contains("packed") {
@@ -579,7 +597,32 @@ fn quantized_tensor(
             group_size,
             codes,
             scales,
+            correction: None,
         },
+    })
+}
+
+/// A correction factor's codes (int8, one per element) and its scales
+/// (exact fp16 values).
+fn factor_of<'a>(
+    codes_key: &str,
+    codes: &Loaded<'a>,
+    scales_key: &str,
+    scales: &Loaded<'_>,
+) -> Result<lqer::StoredFactor<'a>, ImportError> {
+    if codes.dtype != Dtype::I8 {
+        return Err(ImportError::UnsupportedDtype {
+            tensor: codes_key.to_owned(),
+            dtype: codes.dtype.name(),
+            detail: "correction codes must be int8, one per element".into(),
+        });
+    }
+    Ok(lqer::StoredFactor {
+        key: codes_key.to_owned(),
+        shape: codes.shape.clone(),
+        codes: codes.bytes,
+        scales: scale_values(scales_key, scales)?,
+        scales_shape: scales.shape.clone(),
     })
 }
 

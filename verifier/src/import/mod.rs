@@ -30,6 +30,7 @@ pub mod compress;
 mod dtype;
 mod error;
 pub mod layout;
+mod lqer;
 pub mod pickle;
 pub mod shuffle;
 mod storage;

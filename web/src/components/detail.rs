@@ -100,6 +100,10 @@ fn render(d: TensorDetail) -> impl IntoView {
         <dl class="facts">
             {facts.into_iter().map(|(k, v)| view! { <div><dt>{k}</dt><dd>{v}</dd></div> }).collect_view()}
         </dl>
+        {row.correction.clone().map(|c| view! {
+            <h4>"Low-rank correction (W = Q·s + A·B)"</h4>
+            <p class="correction">{c}</p>
+        })}
         {codes}
         {scales}
         {values}
