@@ -136,8 +136,10 @@ def status_quo_bytes(artifact, state: dict) -> int:
 def status_quo_file(artifact, state: dict) -> bytes:
     """The records' artifact for the same codes: torch.save of
     {"w": {name.q: int8 codes, name.scale: fp16 scales, kept: fp16}, "m":
-    per-tensor meta}, byte-shuffled with stride 2, brotli quality 11 with a
-    24-bit window (PR #1586 and its successors). Groupwise scales are saved
+    per-tensor meta}, with a low-rank correction's factors under the
+    records' keys (`.lqA_a`, `.lqAs_a`, `.lqB_a`, `.lqBs_a`), byte-shuffled
+    with stride 2, brotli quality 11 with a 24-bit window (PR #1586 and its
+    successors). Groupwise scales are saved
     as their [rows, groups] matrix (the records' loader cannot decode those:
     a size only)."""
     import brotli
@@ -153,6 +155,17 @@ def status_quo_file(artifact, state: dict) -> bytes:
             scales = c.scales if c.group_size else c.scales[:, 0]
             w[f"{name}.scale"] = torch.from_numpy(scales.astype(np.float16))
             meta[name] = {"type": f"int{c.bits}", "group": c.group_size}
+            if c.correction is not None:
+                # The records' asymmetric LQER keys (2026-04-27's
+                # gptq_mixed_quantize): A's codes and its 0-d scale, B's
+                # codes and its scales per group.
+                a, b = c.correction
+                w[f"{name}.lqA_a"] = torch.from_numpy(a.codes.copy())
+                scale_a = a.scales.reshape(()) if a.scales.size == 1 else a.scales
+                w[f"{name}.lqAs_a"] = torch.from_numpy(np.array(scale_a, dtype=np.float16))
+                w[f"{name}.lqB_a"] = torch.from_numpy(b.codes.copy())
+                w[f"{name}.lqBs_a"] = torch.from_numpy(b.scales.astype(np.float16))
+                meta[name]["type"] += "+lqer_asym"
         else:
             w[name] = value.detach().to(torch.float16)
             meta[name] = "passthrough"

@@ -67,7 +67,7 @@ def recipes(widths=(4, 5, 6, 8)):
 QUICK = ("rtn sdclip int4",)
 
 
-def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=print) -> dict:
+def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=print, lqer=()) -> dict:
     import torch
     import transformers
 
@@ -159,6 +159,23 @@ def run(minilm_dir: Path, texts_calibration, texts_held_out, only=None, log=prin
                             cosine=round(cosine, 4), top1_agreement=round(agreement, 4),
                             seconds=round(seconds, 2), versus=target["method"]))
         log(f"  minilm {label:<40} {len(artifact):>11,} B  cosine {cosine:.4f}  top-1 {agreement:.3f}")
+    # LQER on the int6 recipe (RTN), against --budget (uniform) at its bytes.
+    int6 = next(rec for lab, _, _, rec, _ in recipes() if lab == "rtn sdclip int6")
+    for top_k, rank in lqer:
+        pair = []
+        for label, family in ((f"rtn sdclip int6 + lqer top {top_k} rank {rank}", "pgq [lqer]"),
+                              (f"budget uniform = lqer top {top_k} rank {rank}", "pgq --budget uniform")):
+            kwargs = (dict(recipe=int6 + f"\n[lqer]\ntop_k = {top_k}\nrank = {rank}\n") if not pair
+                      else dict(recipe=int6, budget=pair[0]["bytes"]))
+            started = time.perf_counter()
+            artifact = pgq.quantize(float_state, progress=False, **kwargs)
+            seconds = time.perf_counter() - started
+            cosine, agreement = score(artifact)
+            row = dict(method=label, family=family, bits=None, bytes=len(artifact), cosine=round(cosine, 4),
+                       top1_agreement=round(agreement, 4), seconds=round(seconds, 2))
+            pair.append(row)
+            results.append(row)
+            log(f"  minilm {label:<40} {len(artifact):>11,} B  cosine {cosine:.4f}  top-1 {agreement:.3f}")
     return {"parameters": params, "held_out_sentences": len(texts_held_out),
             "calibration_sentences": len(texts_calibration), "results": results}
 

@@ -72,6 +72,10 @@ def parse_args(argv=None):
                         "budget=...)`, both allocations, to the bytes of each of these methods "
                         "(default: the records' hand-tuned recipes: %(default)s); none: --fit "
                         "with no name")
+    p.add_argument("--lqer", nargs="*", default=["3:4", "4:6"], metavar="TOP_K:RANK",
+                   help="after the methods, the default recipe with an [lqer] table of each "
+                        "TOP_K:RANK (default: the records' %(default)s), and --budget (uniform, "
+                        "no LQER) at the bytes of each; none: --lqer with nothing")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write val_bpb against bytes (matplotlib)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -124,6 +128,7 @@ def main(argv=None) -> int:
     config = SIZES[args.size]
     if args.quick:
         config = dataclasses.replace(config, seq_len=128)
+        args.lqer = args.lqer[:1]  # the machinery, once
     defaults = {"cpu": (500, 16), "gpu": (600, 32)}[args.size]
     steps = args.steps or (30 if args.quick else defaults[0])
     batch = args.batch or (8 if args.quick else defaults[1])
@@ -223,6 +228,37 @@ def main(argv=None) -> int:
         log(f"{name:<52} {len(artifact):>10,} B  val_bpb {bpb:.4f} ({bpb - target['val_bpb']:+.4f} "
             f"vs the recipe)  {seconds:5.1f} s{'' if fit['binding'] else '  (budget not binding)'}")
 
+    # LQER against --budget at its bytes: what the correction buys against
+    # spending the same bytes on finer clips.
+    for spec in args.lqer:
+        top_k, rank = (int(x) for x in spec.split(":"))
+        if hessians is None:
+            hessians = pgq.torch.collect_hessians(model, calib, tied_inputs=tied)
+        lqer_recipe = default_recipe + f"\n[lqer]\ntop_k = {top_k}\nrank = {rank}\n"
+        name = f"lqer top {top_k} rank {rank}"
+        pair = []
+        for label, family, kwargs in (
+            (f"recipe default + {name}", "pgq [lqer]", dict(recipe=lqer_recipe)),
+            (f"budget uniform = {name}", "pgq --budget --allocate uniform", None),
+        ):
+            if kwargs is None:
+                kwargs = dict(recipe=default_recipe, budget=pair[0]["bytes"])
+            t = time.perf_counter()
+            artifact = pgq.quantize(float_state, hessians=hessians, progress=False, **kwargs)
+            seconds = time.perf_counter() - t
+            qmodel = copy.deepcopy(model)
+            pgq.torch.load_into(qmodel, artifact)
+            bpb = evaluate(qmodel)
+            row = dict(method=label, family=family, bits=None, bytes=len(artifact),
+                       bits_per_parameter=round(8 * len(artifact) / params, 4), val_bpb=round(bpb, 5),
+                       delta_vs_float=round(bpb - float_bpb, 5), seconds=round(seconds, 2),
+                       status_quo_bytes=M.status_quo_bytes(artifact, float_state))
+            if "lqer" in artifact.report:
+                row["lqer"] = artifact.report["lqer"]
+            pair.append(row)
+            results.append(row)
+            log(f"{label:<52} {len(artifact):>10,} B  val_bpb {bpb:.4f}  {seconds:5.1f} s")
+
     budget = (round(CHALLENGE_BYTES * params / challenge_parameters())
               if args.budget == "auto" else int(args.budget))
     out = {
@@ -247,7 +283,8 @@ def main(argv=None) -> int:
         calibration, held_out = minilm.texts(data.entries(args.cache / "corpus"),
                                              *((32, 64) if args.quick else (256, 512)))
         only = minilm.QUICK if args.quick else None
-        out["minilm"] = minilm.run(minilm_dir, calibration, held_out, only=only, log=log)
+        out["minilm"] = minilm.run(minilm_dir, calibration, held_out, only=only, log=log,
+                                   lqer=[tuple(int(x) for x in spec.split(":")) for spec in args.lqer])
     else:
         log("MiniLM: not found (scripts/fetch-minilm.sh fetches it); skipped")
 

@@ -33,6 +33,7 @@ __all__ = [
     "Artifact",
     "CAP_BYTES",
     "Codes",
+    "Factor",
     "codes",
     "FormatError",
     "PgqError",
@@ -291,39 +292,74 @@ def load(source: Source | Artifact) -> dict[str, np.ndarray]:
     }
 
 
+class Factor:
+    """One factor of a low-rank correction as stored: ``codes`` (int8, the
+    factor's shape), ``scales`` (float16, one per ``group`` consecutive
+    codes in row-major order), ``bits`` and ``range`` (``"full"``:
+    ``-2^(bits-1) .. 2^(bits-1)-1``; ``"symmetric"``: without the lowest)."""
+
+    __slots__ = ("bits", "codes", "group", "range", "scales")
+
+    def __init__(self, bits: int, range: str, group: int, codes: np.ndarray, scales: np.ndarray):
+        self.bits, self.range, self.group, self.codes, self.scales = bits, range, group, codes, scales
+
+    def dequantize(self) -> np.ndarray:
+        """``codes * scales`` (exact in float32), the factor's shape."""
+        flat = self.codes.reshape(-1, self.group).astype(np.float32)
+        return (flat * self.scales.astype(np.float32)[:, None]).reshape(self.codes.shape)
+
+    def __repr__(self) -> str:
+        return f"<pgq.Factor int{self.bits} {self.range} {list(self.codes.shape)}, groups of {self.group}>"
+
+
 class Codes:
     """A quantized tensor as stored: ``codes`` (int8, the tensor's shape),
     ``scales`` (float16, ``(rows, groups)``), ``bits`` and ``group_size``
-    (0: one scale per row). ``codes * scales`` broadcast over each group is
-    the tensor :func:`load` returns."""
+    (0: one scale per row), and ``correction``: None, or a low-rank
+    correction (format 1.2) as ``(A, B)`` :class:`Factor` s of shapes
+    ``(rows, rank)`` and ``(rank, cols)``. ``codes * scales`` broadcast over
+    each group, plus ``A @ B`` summed as spec/FORMAT.md §6.8 says, is the
+    tensor :func:`load` returns."""
 
-    __slots__ = ("bits", "codes", "group_size", "scales")
+    __slots__ = ("bits", "codes", "correction", "group_size", "scales")
 
-    def __init__(self, bits: int, group_size: int, codes: np.ndarray, scales: np.ndarray):
+    def __init__(self, bits: int, group_size: int, codes: np.ndarray, scales: np.ndarray,
+                 correction: tuple[Factor, Factor] | None = None):
         self.bits = bits
         self.group_size = group_size
         self.codes = codes
         self.scales = scales
+        self.correction = correction
 
     def __repr__(self) -> str:
+        rank = f", rank-{self.correction[0].codes.shape[1]} correction" if self.correction else ""
         return (
             f"<pgq.Codes int{self.bits} {list(self.codes.shape)}, scales {list(self.scales.shape)}"
-            f"{f', groups of {self.group_size}' if self.group_size else ''}>"
+            f"{f', groups of {self.group_size}' if self.group_size else ''}{rank}>"
         )
 
 
 def codes(source: Source | Artifact) -> dict[str, Codes]:
     """The codes and scales of each quantized tensor of a `.pgq` file (kept
-    tensors are left out), in file order: what another serializer of the
-    same codes needs (bench/golf writes the records' torch.save form with
-    them). A tensor with a low-rank correction (format 1.2) raises
-    ``ValueError``: its codes times scales are not its weight."""
+    tensors are left out), in file order, with their low-rank corrections:
+    what another serializer of the same codes needs (bench/golf writes the
+    records' torch.save form with them)."""
     out = {}
-    for name, shape, bits, group_size, code_bytes, scale_bytes in _pgq.codes(_read(source)):
+    for name, shape, bits, group_size, code_bytes, scale_bytes, lowrank in _pgq.codes(_read(source)):
         values = np.frombuffer(code_bytes, dtype=np.int8).reshape(shape)
         rows = values.size // shape[-1] if shape else 1
         scales = np.frombuffer(scale_bytes, dtype="<f2").reshape(rows, -1)
-        out[name] = Codes(bits, group_size, values, scales)
+        correction = None
+        if lowrank is not None:
+            rank, a, b = lowrank
+
+            def factor(f, factor_shape):
+                bits_f, range_f, group, c, sc = f
+                return Factor(bits_f, range_f, group, np.frombuffer(c, dtype=np.int8).reshape(factor_shape),
+                              np.frombuffer(sc, dtype="<f2"))
+
+            correction = (factor(a, (rows, rank)), factor(b, (rank, shape[-1])))
+        out[name] = Codes(bits, group_size, values, scales, correction)
     return out
 
 

@@ -49,9 +49,14 @@ def quantize(
 def load(data: bytes) -> list[tuple[str, list[int], bytes]]:
     """(name, shape, little-endian f32 bytes) per tensor."""
 
-def codes(data: bytes) -> list[tuple[str, list[int], int, int, bytes, bytes]]:
-    """(name, shape, bits, group_size, i8 codes, little-endian f16 scales)
-    per quantized tensor."""
+_Factor = tuple[int, str, int, bytes, bytes]
+
+def codes(
+    data: bytes,
+) -> list[tuple[str, list[int], int, int, bytes, bytes, tuple[int, _Factor, _Factor] | None]]:
+    """(name, shape, bits, group_size, i8 codes, little-endian f16 scales,
+    correction) per quantized tensor; correction is None or (rank, A, B),
+    each factor (bits, range, group, i8 codes, little-endian f16 scales)."""
 
 def inspect(data: bytes) -> str:
     """`pgq inspect --json` without `file`, as JSON text."""

@@ -289,9 +289,20 @@ fn load<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Loaded<'py>>> {
         .collect()
 }
 
+/// One factor of a correction: bits, range (`"symmetric"` or `"full"`),
+/// elements per scale, codes (`i8`, row-major), scales (little-endian fp16).
+type FactorCodes<'py> = (
+    u8,
+    &'static str,
+    u32,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
 /// A quantized tensor's stored form: name, shape, bits, group size (0 = one
-/// scale per row), the codes (one `i8` per element, row-major) and the
-/// scales (little-endian fp16, `scales[row * groups + group]`).
+/// scale per row), the codes (one `i8` per element, row-major), the scales
+/// (little-endian fp16, `scales[row * groups + group]`), and a low-rank
+/// correction's rank and factors `A`, `B` (format 1.2), if any.
 type Codes<'py> = (
     String,
     Vec<u64>,
@@ -299,11 +310,45 @@ type Codes<'py> = (
     u32,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
+    Option<(u32, FactorCodes<'py>, FactorCodes<'py>)>,
 );
 
+/// Codes as bytes, one copy, straight into Python.
+fn code_bytes<'py>(py: Python<'py>, codes: &[i8]) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, codes.len(), |out: &mut [u8]| {
+        for (o, &c) in out.iter_mut().zip(codes) {
+            *o = c as u8;
+        }
+        Ok(())
+    })
+}
+
+/// fp16 scales as little-endian bytes.
+fn scale_bytes<'py>(
+    py: Python<'py>,
+    scales: &[pgq_format::half::f16],
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, scales.len() * 2, |out: &mut [u8]| {
+        for (o, s) in out.chunks_exact_mut(2).zip(scales) {
+            o.copy_from_slice(&s.to_le_bytes());
+        }
+        Ok(())
+    })
+}
+
+fn factor_codes<'py>(py: Python<'py>, f: &pgq_format::Factor) -> PyResult<FactorCodes<'py>> {
+    Ok((
+        f.bits,
+        f.range.name(),
+        f.group,
+        code_bytes(py, &f.codes)?,
+        scale_bytes(py, &f.scales)?,
+    ))
+}
+
 /// The codes and scales of every quantized tensor of a `.pgq` file, in file
-/// order (kept tensors are left out): what a serializer of the same codes
-/// needs, without dequantizing.
+/// order (kept tensors are left out), with their corrections: what a
+/// serializer of the same codes needs, without dequantizing.
 #[pyfunction]
 fn codes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Codes<'py>>> {
     let archive = py
@@ -319,35 +364,18 @@ fn codes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Codes<'py>>> {
             correction,
         } = &t.data
         {
-            // Codes times scales would not be the weight: refuse rather
-            // than hand a serializer half of the tensor.
-            if correction.is_some() {
-                return Err(PyValueError::new_err(format!(
-                    "tensor {:?} has a low-rank correction (format 1.2): its weight is not \
-                     codes x scales alone; pgq.load gives the weights",
-                    t.name
-                )));
-            }
-            // One copy each, straight into the Python bytes.
-            let code_bytes = PyBytes::new_with(py, codes.len(), |out: &mut [u8]| {
-                for (o, &c) in out.iter_mut().zip(codes) {
-                    *o = c as u8;
-                }
-                Ok(())
-            })?;
-            let scale_bytes = PyBytes::new_with(py, scales.len() * 2, |out: &mut [u8]| {
-                for (o, s) in out.chunks_exact_mut(2).zip(scales) {
-                    o.copy_from_slice(&s.to_le_bytes());
-                }
-                Ok(())
-            })?;
+            let correction = match correction {
+                Some(c) => Some((c.rank, factor_codes(py, &c.a)?, factor_codes(py, &c.b)?)),
+                None => None,
+            };
             out.push((
                 t.name.clone(),
                 t.shape.clone(),
                 *bits,
                 *group_size,
-                code_bytes,
-                scale_bytes,
+                code_bytes(py, codes)?,
+                scale_bytes(py, scales)?,
+                correction,
             ));
         }
     }

@@ -190,6 +190,64 @@ clip = "absmax"
     assert stored["blocks.0.mlp.fc.weight"].bits == 5 and stored["blocks.0.mlp.fc.weight"].group_size == 64
 
 
+def test_an_lqer_recipe_writes_corrections_that_load_and_the_reference_decodes(tmp_path, pgq_cli):
+    """A recipe's [lqer] gives the worst tensors a low-rank correction
+    (kind 4): the package and the CLI write the same bytes, load() returns
+    what the spec's reference decoder computes (the sum order of FORMAT.md
+    6.8, bit for bit), and codes() gives the factors that make it."""
+    import importlib.util
+
+    from safetensors.numpy import save_file
+
+    source = tmp_path / "model.safetensors"
+    save_file(small_model(), str(source))
+    model = read_safetensors(source)  # the order the CLI reads
+    recipe = """
+[[rule]]
+match = "*"
+max_elements = 65536
+keep = true
+[[rule]]
+match = "*"
+bits = 4
+clip = { sdclip = 12.85 }
+[lqer]
+top_k = 2
+rank = 4
+"""
+    artifact = pgq.quantize(model, recipe=recipe, progress=False)
+    lqer = artifact.report["lqer"]
+    assert len(lqer) == 2 and all(r["error_after"] < r["error_before"] for r in lqer)
+    assert artifact.metadata["pgq.lqer"] == ",".join(f"{r['tensor']}=4" for r in lqer)
+    kinds = {t["name"]: t["kind"] for t in pgq.inspect(artifact)["tensors"]}
+    assert sorted(n for n, k in kinds.items() if k == "lowrank") == sorted(r["tensor"] for r in lqer)
+    recipe_file = tmp_path / "lqer.toml"
+    recipe_file.write_text(recipe)
+    out = tmp_path / "cli.pgq"
+    pgq_cli("quantize", source, "-o", out, "--recipe", recipe_file)
+    assert out.read_bytes() == artifact.bytes
+    spec = importlib.util.spec_from_file_location("pgq_decode", REPO / "spec/reference/pgq_decode.py")
+    decoder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decoder)
+    reference = decoder.load(artifact.bytes)
+    for name, values in artifact.load().items():
+        assert np.array_equal(values.view(np.uint32), reference[name].view(np.uint32)), name
+    # codes(): the stored factors; Q*s + A@B (in the order of FORMAT.md 6.8) is load().
+    loaded = artifact.load()
+    for name, c in pgq.codes(artifact).items():
+        q = c.codes.astype(np.float32) * c.scales.astype(np.float32)
+        if c.correction is None:
+            assert name not in {r["tensor"] for r in lqer}
+            continue
+        a, b = (f.dequantize() for f in c.correction)
+        assert a.shape == (c.codes.shape[0], 4) and b.shape == (4, c.codes.shape[1])
+        assert c.correction[0].range == "full" and c.correction[0].bits == 2
+        acc = a[:, :1] * b[:1]
+        for k in range(1, 4):
+            acc = decoder._fma(a[:, k:k + 1], b[k:k + 1], acc)
+        assert np.array_equal((q + acc).view(np.uint32), loaded[name].view(np.uint32)), name
+
+
 def test_a_budget_fits_the_artifact_and_matches_the_cli(tmp_path, pgq_cli):
     from safetensors.numpy import save_file
 

@@ -61,6 +61,7 @@ pub mod digest;
 pub mod error;
 pub mod gptq;
 mod linalg;
+pub mod lqer;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pipeline;

@@ -75,6 +75,68 @@ pub fn upper_cholesky_of_inverse(mut h: Vec<f64>, n: usize, par: Par) -> Option<
     Some(u)
 }
 
+/// The best rank-`rank` factors of the `rows x cols` matrix `e` (row-major):
+/// `A = U_r S_r` (`rows x rank`, row-major) and `B = V_r^T` (`rank x cols`),
+/// from a thin SVD on one thread (deterministic). Each singular pair's
+/// sign is fixed so that the largest-magnitude entry of its row of `B` (the
+/// first, among equals) is positive: SVD leaves it free, and the NumPy
+/// reference fixes it the same way. `None` if the SVD does not converge or
+/// `rank` exceeds `min(rows, cols)`.
+pub fn truncated_svd(
+    e: &[f64],
+    rows: usize,
+    cols: usize,
+    rank: usize,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors};
+    let size = rows.min(cols);
+    if rank == 0 || rank > size || e.len() != rows * cols {
+        return None;
+    }
+    let m = MatRef::from_row_major_slice(e, rows, cols);
+    let mut s = faer::diag::Diag::<f64>::zeros(size);
+    let mut u = faer::Mat::<f64>::zeros(rows, size);
+    let mut v = faer::Mat::<f64>::zeros(cols, size);
+    let mut mem = MemBuffer::new(svd_scratch::<f64>(
+        rows,
+        cols,
+        ComputeSvdVectors::Thin,
+        ComputeSvdVectors::Thin,
+        Par::Seq,
+        Default::default(),
+    ));
+    svd(
+        m,
+        s.as_mut(),
+        Some(u.as_mut()),
+        Some(v.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .ok()?;
+    let mut a = vec![0.0f64; rows * rank];
+    let mut b = vec![0.0f64; rank * cols];
+    for k in 0..rank {
+        let column = v.col(k);
+        let mut pivot = 0;
+        for j in 1..cols {
+            if column[j].abs() > column[pivot].abs() {
+                pivot = j;
+            }
+        }
+        let sign = if column[pivot] < 0.0 { -1.0 } else { 1.0 };
+        let sigma = s[k];
+        for j in 0..cols {
+            b[k * cols + j] = sign * column[j];
+        }
+        for i in 0..rows {
+            a[i * rank + k] = sign * u[(i, k)] * sigma;
+        }
+    }
+    a.iter().chain(&b).all(|x| x.is_finite()).then_some((a, b))
+}
+
 /// `dst -= lhs * rhs` (any strides).
 pub fn sub_matmul(dst: MatMut<'_, f64>, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, par: Par) {
     matmul(dst, Accum::Add, lhs, rhs, -1.0, par);

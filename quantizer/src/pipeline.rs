@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::backend::{quantize_on, Backend, BackendError, RunInfo, RunOptions};
 use crate::digest::tensor_digest;
+use crate::lqer::{self, LqerConfig, LqerError, LqerReport};
 use crate::model::{HessianSource, NoHessians, QuantizedModel, SourceTensor, TensorReport};
 use crate::policy::{DefaultPolicy, Planner, TensorPlan};
 use crate::recipe::{name_glob, Recipe, RecipeError, RulePlan};
@@ -74,6 +75,14 @@ impl Planning {
         }
     }
 
+    /// The recipe's `[lqer]` table, if any.
+    pub fn lqer(&self) -> Option<&LqerConfig> {
+        match self {
+            Planning::Recipe(recipe) => recipe.lqer(),
+            Planning::Policy(_) => None,
+        }
+    }
+
     /// `("pgq.recipe", canonical rules)` or `("pgq.policy", description)`.
     pub fn describe(&self) -> (&'static str, String) {
         match self {
@@ -92,6 +101,15 @@ pub enum PipelineError {
     /// no tensor uses).
     #[error(transparent)]
     Recipe(#[from] RecipeError),
+    #[error(transparent)]
+    Lqer(#[from] LqerError),
+    /// `[lqer]` ranks the whole model's tensors: a partial run or a budget
+    /// search would rank others, or change the file after it was fitted.
+    #[error(
+        "the recipe's [lqer] with {0}: not supported yet (LQER picks the worst tensors of the \
+         whole model after all codes are made; run without it, or drop [lqer])"
+    )]
+    LqerWith(&'static str),
     /// An `only` glob that does not parse.
     #[error("only {glob:?}: {reason}")]
     BadGlob { glob: String, reason: String },
@@ -369,6 +387,9 @@ pub struct Artifact {
     pub selected: usize,
     /// The whole call, in seconds.
     pub seconds: f64,
+    /// The tensors given a low-rank correction (a recipe's `[lqer]`), in
+    /// file order.
+    pub lqer: Vec<LqerReport>,
 }
 
 /// One tensor of a [`Report`]: what the quantizer did and what it cost.
@@ -403,6 +424,9 @@ pub struct Report {
     /// The Hessian proxy against plain RTN (with Hessians).
     pub versus_rtn: Option<VersusRtn>,
     pub tensors: Vec<TensorRow>,
+    /// Low-rank corrections (a recipe's `[lqer]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lqer: Vec<LqerReport>,
 }
 
 impl Artifact {
@@ -416,6 +440,7 @@ impl Artifact {
             backend: self.run.clone(),
             versus_rtn: versus_rtn(&self.reports),
             tensors: rows(&self.reports, &self.summary),
+            lqer: self.lqer.clone(),
         }
     }
 }
@@ -642,6 +667,7 @@ pub(crate) fn assemble(
         warnings: prepared.warning.into_iter().collect(),
         selected: prepared.sources.len(),
         seconds: prepared.started.elapsed().as_secs_f64(),
+        lqer: Vec::new(),
     })
 }
 
@@ -654,6 +680,9 @@ pub fn quantize(
     hessians: Option<&HessianInput>,
     options: &Options,
 ) -> Result<Artifact, PipelineError> {
+    if planning.lqer().is_some() && !options.only.is_empty() {
+        return Err(PipelineError::LqerWith("--only"));
+    }
     let prepared = prepare(sources, planning, hessians, options)?;
     if let Some(o) = options.observer {
         o.start(prepared.sources.len(), &backend.describe());
@@ -663,7 +692,7 @@ pub fn quantize(
             o.tensor(done, total, name);
         }
     };
-    let (model, run) = quantize_on(
+    let (mut model, run) = quantize_on(
         backend,
         &prepared.sources,
         &prepared.plans,
@@ -673,10 +702,14 @@ pub fn quantize(
             progress: Some(&tick),
         },
     )?;
+    let lqer = match planning.lqer() {
+        Some(config) => lqer::apply(config, &prepared.sources, &mut model.tensors)?,
+        None => Vec::new(),
+    };
     if let Some(o) = options.observer {
         o.compressing(&options.compression.describe());
     }
-    let metadata = provenance(
+    let mut metadata = provenance(
         planning,
         options,
         prepared.source_digest.clone(),
@@ -684,8 +717,17 @@ pub fn quantize(
         &prepared.rules,
         &damping_retries(&model.reports),
     );
+    if !lqer.is_empty() {
+        let list: Vec<String> = lqer
+            .iter()
+            .map(|r| format!("{}={}", r.tensor, r.rank))
+            .collect();
+        metadata.insert("pgq.lqer".into(), MetaValue::Str(list.join(",")));
+    }
     let bytes = encode(&model.tensors, &metadata, options.compression)?;
-    assemble(prepared, bytes, model, run)
+    let mut artifact = assemble(prepared, bytes, model, run)?;
+    artifact.lqer = lqer;
+    Ok(artifact)
 }
 
 #[cfg(test)]

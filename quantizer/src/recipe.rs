@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
+use crate::lqer::{LqerConfig, DEFAULT_LQER};
 use crate::model::KEEP_METHOD;
 pub use crate::policy::Method;
 use crate::policy::{MatrixPlan, TensorPlan};
@@ -65,7 +66,9 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 128;
 pub const DEFAULT_ACT_ORDER: bool = true;
 
 /// Keys allowed at the top level.
-const TOP_KEYS: &[&str] = &["defaults", "rule"];
+const TOP_KEYS: &[&str] = &["defaults", "rule", "lqer"];
+/// Keys of the `[lqer]` table (crate::lqer).
+const LQER_KEYS: &[&str] = &["top_k", "rank", "a_bits", "b_bits", "b_group"];
 /// Quantization settings: allowed in `[defaults]` and in rules.
 const SETTING_KEYS: &[&str] = &[
     "bits",
@@ -177,6 +180,8 @@ pub enum Location {
     Defaults,
     /// 0-based index of the `[[rule]]` in file order.
     Rule(usize),
+    /// The `[lqer]` table.
+    Lqer,
 }
 
 impl fmt::Display for Location {
@@ -185,6 +190,7 @@ impl fmt::Display for Location {
             Location::TopLevel => f.write_str("top level"),
             Location::Defaults => f.write_str("[defaults]"),
             Location::Rule(i) => write!(f, "rule {i}"),
+            Location::Lqer => f.write_str("[lqer]"),
         }
     }
 }
@@ -719,6 +725,8 @@ fn element_count(shape: &[u64]) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Recipe {
     rules: Vec<Rule>,
+    /// A low-rank correction of the worst tensors (`[lqer]`).
+    lqer: Option<LqerConfig>,
 }
 
 impl Recipe {
@@ -785,7 +793,14 @@ impl Recipe {
             .enumerate()
             .map(|(index, value)| parse_rule(index, value, &defaults))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Recipe { rules })
+        let lqer = top.get("lqer").map(parse_lqer).transpose()?;
+        Ok(Recipe { rules, lqer })
+    }
+
+    /// The `[lqer]` table, if any: which tensors get a low-rank correction
+    /// and how it is stored.
+    pub fn lqer(&self) -> Option<&LqerConfig> {
+        self.lqer.as_ref()
     }
 
     /// Reads and parses a recipe file (a regular file of at most
@@ -899,9 +914,43 @@ impl Recipe {
             .iter()
             .enumerate()
             .map(|(index, rule)| format!("{index} {}", rule.describe()))
+            .chain(self.lqer.map(|l| l.describe()))
             .collect();
         format!("recipe v1: {}", rules.join("; "))
     }
+}
+
+/// The `[lqer]` table: every key optional, defaults of [`DEFAULT_LQER`].
+fn parse_lqer(value: &toml::Value) -> Result<LqerConfig, RecipeError> {
+    let toml::Value::Table(table) = value else {
+        return Err(RecipeError::Value {
+            at: Location::TopLevel,
+            key: "lqer".into(),
+            message: format!("must be a table ([lqer]), not a {}", type_name(value)),
+        });
+    };
+    let fields = Fields {
+        at: Location::Lqer,
+        table,
+    };
+    fields.check_keys(&[LQER_KEYS])?;
+    let bits = |key: &str, default: u8| match fields.int(key)? {
+        None => Ok(default),
+        Some(b) if (2..=8).contains(&b) => Ok(b as u8),
+        Some(b) => Err(fields.value_error(key, format!("= {b} is outside 2..=8"))),
+    };
+    let rank = fields.u32("rank", 1)?.unwrap_or(DEFAULT_LQER.rank);
+    let most = pgq_format::limits::MAX_LOW_RANK;
+    if rank > most {
+        return Err(fields.value_error("rank", format!("= {rank} is outside 1..={most}")));
+    }
+    Ok(LqerConfig {
+        top_k: fields.u32("top_k", 1)?.unwrap_or(DEFAULT_LQER.top_k),
+        rank,
+        a_bits: bits("a_bits", DEFAULT_LQER.a_bits)?,
+        b_bits: bits("b_bits", DEFAULT_LQER.b_bits)?,
+        b_group: fields.u32("b_group", 1)?.unwrap_or(DEFAULT_LQER.b_group),
+    })
 }
 
 /// Recipes are a few kilobytes; a file past this is not one.

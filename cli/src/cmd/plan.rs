@@ -54,6 +54,7 @@ pub fn pipeline_error(error: PipelineError, what: &str) -> CliError {
             CliError::malformed(anyhow::Error::new(e).context(format!("cannot quantize {what}")))
         }
         PipelineError::Budget(e) => CliError::check_failed(e),
+        e @ PipelineError::LqerWith(_) => CliError::usage(e.to_string()),
         other => CliError::malformed(other),
     }
 }

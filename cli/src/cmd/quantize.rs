@@ -6,6 +6,7 @@ use std::time::Instant;
 use clap::Args;
 use pgq_quantizer::backend::{compute_codes, Backend, RunOptions};
 use pgq_quantizer::budget::{quantize_to_budget, Allocation, Budget, BudgetReport};
+use pgq_quantizer::lqer::LqerReport;
 use pgq_quantizer::pipeline::{self, select, Options, Planning};
 pub use pgq_quantizer::pipeline::{Report, TensorRow, VersusRtn};
 use pgq_quantizer::{HessianSource, SourceTensor, TensorPlan};
@@ -364,6 +365,41 @@ fn budget(args: &QuantizeArgs) -> CliResult<Option<(u64, String)>> {
     )))
 }
 
+/// The LQER lines of the text report: per corrected tensor, its error
+/// before and after and the bytes its correction takes.
+pub fn lqer_lines(reports: &[LqerReport], summary: &pgq_format::Summary) -> Vec<String> {
+    let mut total = 0;
+    let mut lines: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            let bytes = summary
+                .tensors
+                .iter()
+                .find(|t| t.name == r.tensor)
+                .map_or(0, |t| t.correction_bytes);
+            total += bytes;
+            format!(
+                "  {}: rank {}, ||W - Q||_F {:.4} -> {:.4} ({:+.1}%), {} bytes",
+                r.tensor,
+                r.rank,
+                r.error_before,
+                r.error_after,
+                100.0 * (r.error_after / r.error_before - 1.0),
+                thousands(bytes)
+            )
+        })
+        .collect();
+    lines.insert(
+        0,
+        format!(
+            "LQER: a low-rank correction on {} tensor(s), {} bytes in all (spec/FORMAT.md §6.8):",
+            reports.len(),
+            thousands(total)
+        ),
+    );
+    lines
+}
+
 /// The budget lines of the text report.
 pub fn budget_lines(report: &BudgetReport, origin: &str) -> Vec<String> {
     let rounds: Vec<String> = report
@@ -532,6 +568,12 @@ pub fn run(args: &QuantizeArgs) -> CliResult<u8> {
         if let (Some(report), Some((_, origin))) = (&fitted, &budget) {
             println!();
             for line in budget_lines(report, origin) {
+                println!("{line}");
+            }
+        }
+        if !report.lqer.is_empty() {
+            println!();
+            for line in lqer_lines(&report.lqer, summary) {
                 println!("{line}");
             }
         }

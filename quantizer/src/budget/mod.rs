@@ -440,6 +440,9 @@ pub fn quantize_to_budget(
         bytes: budget,
         allocation,
     } = budget;
+    if planning.lqer().is_some() {
+        return Err(PipelineError::LqerWith("--budget"));
+    }
     let prepared = prepare(sources, planning, hessians, options)?;
     let search_started = std::time::Instant::now();
     let hessian_source = hessians.map_or(&NoHessians as &dyn HessianSource, |h| h.source);

@@ -631,3 +631,34 @@ fn hostile_globs_are_refused_not_panicked_on() {
     let recipe = format!("[[rule]]\nmatch = \"{deep}\"\nkeep = true\n");
     assert!(Recipe::parse(&recipe).is_err());
 }
+
+#[test]
+fn an_lqer_table_takes_the_records_defaults_and_checks_its_keys() {
+    let base = "[[rule]]\nmatch = \"*\"\nbits = 6\nclip = { sdclip = 12.85 }\n";
+    let recipe = Recipe::parse(&format!("{base}[lqer]\n")).unwrap();
+    assert_eq!(recipe.lqer(), Some(&crate::lqer::DEFAULT_LQER));
+    assert!(recipe
+        .describe()
+        .ends_with("; lqer top_k=3 rank=4 A int2 B int4 g64"));
+    let recipe = Recipe::parse(&format!("{base}[lqer]\ntop_k = 4\nrank = 6\n")).unwrap();
+    let lqer = recipe.lqer().unwrap();
+    assert_eq!((lqer.top_k, lqer.rank, lqer.b_group), (4, 6, 64));
+    assert!(Recipe::parse(base).unwrap().lqer().is_none());
+    for (bad, says) in [
+        ("rank = 0", "rank"),
+        ("rank = 257", "rank"),
+        ("a_bits = 9", "a_bits"),
+        ("top_k = 0", "top_k"),
+        ("b_group = -1", "b_group"),
+        ("ranks = 4", "ranks"),
+    ] {
+        let e = Recipe::parse(&format!("{base}[lqer]\n{bad}\n")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("[lqer]") && text.contains(says),
+            "{bad}: {text}"
+        );
+    }
+    let e = Recipe::parse(&format!("lqer = 3\n{base}")).unwrap_err();
+    assert!(e.to_string().contains("must be a table"), "{e}");
+}
