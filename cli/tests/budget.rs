@@ -8,24 +8,7 @@ use std::path::Path;
 
 mod support;
 
-use support::{code, json, pgq, quantize_minilm, repo_root, scratch, stderr};
-
-/// The tiny demo model and its Hessians, written into `dir`.
-fn demo(dir: &Path) -> (String, String) {
-    let o = pgq(&[
-        "demo",
-        "--tiny",
-        "--write-hessians",
-        "--model-only",
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    (
-        dir.join("demo.safetensors").display().to_string(),
-        dir.join("demo-hessians.safetensors").display().to_string(),
-    )
-}
+use support::{code, json, pgq, quantize_minilm, repo_root, scratch, stderr, tiny_demo};
 
 fn recipe() -> String {
     repo_root()
@@ -78,7 +61,7 @@ fn assert_in_window(path: &Path, budget: u64) -> u64 {
 #[test]
 fn the_demo_lands_within_2000_bytes_under_every_budget() {
     let dir = scratch("budget-demo");
-    let (model, hessians) = demo(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     let plain = quantize(&model, &hessians, &dir.join("plain.pgq"), &[]);
     assert_eq!(code(&plain), 0, "{}", stderr(&plain));
     let size = json(&plain)["file_bytes"].as_u64().unwrap();
@@ -136,7 +119,7 @@ fn the_demo_lands_within_2000_bytes_under_every_budget() {
 #[test]
 fn code_files_and_the_cap_set_the_budget() {
     let dir = scratch("budget-code");
-    let (model, hessians) = demo(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     let plain = quantize(&model, &hessians, &dir.join("plain.pgq"), &[]);
     assert_eq!(code(&plain), 0, "{}", stderr(&plain));
     let budget = json(&plain)["file_bytes"].as_u64().unwrap() - 20_000;
@@ -182,7 +165,7 @@ fn code_files_and_the_cap_set_the_budget() {
 #[test]
 fn impossible_budgets_and_bad_values_are_refused() {
     let dir = scratch("budget-refused");
-    let (model, hessians) = demo(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     let out = dir.join("small.pgq");
     let o = quantize(&model, &hessians, &out, &["--budget", "10000"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{code, json, pgq, scratch, stderr, stdout};
+use support::{code, json, pgq, scratch, stderr, stdout, tiny_demo};
 
 fn recipe() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,23 +17,12 @@ fn recipe() -> String {
 
 /// The tiny demo model and its Hessians, written and nothing else.
 fn tiny_inputs(dir: &Path) -> (String, String) {
-    let o = pgq(&[
-        "demo",
-        "--tiny",
-        "--model-only",
-        "--write-hessians",
-        "--out",
-        dir.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let inputs = tiny_demo(dir);
     assert!(
         !dir.join("demo.pgq").exists(),
         "--model-only must not quantize"
     );
-    (
-        dir.join("demo.safetensors").display().to_string(),
-        dir.join("demo-hessians.safetensors").display().to_string(),
-    )
+    inputs
 }
 
 fn cuda_usable() -> bool {

@@ -8,30 +8,17 @@ use std::path::Path;
 
 mod support;
 
-use support::{code, json, pgq, repo_root, scratch, stderr, stdout};
+use support::{code, json, pgq, repo_root, scratch, stderr, stdout, tiny_demo};
 
 /// The tiny demo model and its Hessians, and a recipe: the default one
 /// with `[lqer]`.
 fn inputs(dir: &Path) -> (String, String, String) {
-    let o = pgq(&[
-        "demo",
-        "--tiny",
-        "--write-hessians",
-        "--model-only",
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (model, hessians) = tiny_demo(dir);
     let recipe = std::fs::read_to_string(repo_root().join("recipes/default.toml")).unwrap()
         + "\n[lqer]\ntop_k = 2\nrank = 4\n";
     let path = dir.join("lqer.toml");
     std::fs::write(&path, recipe).unwrap();
-    let s = |p: &Path| p.display().to_string();
-    (
-        s(&dir.join("demo.safetensors")),
-        s(&dir.join("demo-hessians.safetensors")),
-        s(&path),
-    )
+    (model, hessians, path.display().to_string())
 }
 
 #[test]
@@ -64,7 +51,10 @@ fn an_lqer_recipe_corrects_the_worst_tensors_and_refuses_a_budget() {
     let lqer = report["lqer"].as_array().unwrap();
     assert_eq!(lqer.len(), 2);
     for r in lqer {
-        assert!(r["error_after"].as_f64() < r["error_before"].as_f64(), "{r}");
+        assert!(
+            r["error_after"].as_f64() < r["error_before"].as_f64(),
+            "{r}"
+        );
         assert_eq!(r["rank"], 4);
     }
 

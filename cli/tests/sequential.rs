@@ -7,29 +7,13 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use pgq_format::{read, MetaValue, ReadOptions, Tensor};
-use support::{code, json, pgq, scratch, stderr};
+use support::{code, json, pgq, scratch, stderr, tiny_demo};
 
 fn recipe(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../recipes/{name}.toml"))
         .display()
         .to_string()
-}
-
-/// The tiny demo model and its synthetic Hessians, written into `dir`.
-fn inputs(dir: &Path) -> (String, String) {
-    let o = pgq(&[
-        "demo",
-        "--tiny",
-        "--write-hessians",
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    (
-        dir.join("demo.safetensors").display().to_string(),
-        dir.join("demo-hessians.safetensors").display().to_string(),
-    )
 }
 
 fn load(path: &Path) -> (Vec<Tensor>, std::collections::BTreeMap<String, MetaValue>) {
@@ -53,7 +37,7 @@ fn text(meta: &std::collections::BTreeMap<String, MetaValue>, key: &str) -> Stri
 #[test]
 fn only_steps_reproduce_the_full_run() {
     let dir = scratch("sequential");
-    let (model, hessians) = inputs(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     // The tiny model's attention matrices are small enough to be kept:
     // recipes with a rule per class would have an unused rule.
     let gptq = recipe("default");
@@ -142,7 +126,7 @@ fn content_digest(path: &str) -> String {
 #[test]
 fn one_model_saved_two_ways_gives_one_artifact() {
     let dir = scratch("two-ways");
-    let (model, _) = inputs(&dir);
+    let (model, _) = tiny_demo(&dir);
     let bytes = std::fs::read(&model).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     // Every tensor rounded to bf16 first, so that a bf16 copy holds exactly
@@ -232,7 +216,7 @@ fn one_model_saved_two_ways_gives_one_artifact() {
 #[test]
 fn provenance_names_recipe_rules_and_digests() {
     let dir = scratch("provenance");
-    let (model, hessians) = inputs(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     let out = dir.join("q.pgq");
     let o = pgq(&[
         "quantize",
@@ -293,7 +277,7 @@ fn provenance_names_recipe_rules_and_digests() {
 #[test]
 fn inputs_that_do_not_fit_are_clear_errors() {
     let dir = scratch("plan-errors");
-    let (model, hessians) = inputs(&dir);
+    let (model, hessians) = tiny_demo(&dir);
     let out = dir.join("x.pgq");
     let out = out.to_str().unwrap();
 

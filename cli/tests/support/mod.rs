@@ -97,3 +97,21 @@ pub fn quantize_minilm(out: &Path, codec: Option<&str>, extra: &[&str]) -> Outpu
     args.extend(extra);
     pgq(&args)
 }
+
+/// `pgq demo --tiny --model-only --write-hessians` into `dir`: the tiny
+/// demo model and its synthetic Hessians (paths), nothing quantized.
+pub fn tiny_demo(dir: &Path) -> (String, String) {
+    let o = pgq(&[
+        "demo",
+        "--tiny",
+        "--model-only",
+        "--write-hessians",
+        "--out",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    (
+        dir.join("demo.safetensors").display().to_string(),
+        dir.join("demo-hessians.safetensors").display().to_string(),
+    )
+}
