@@ -76,6 +76,10 @@ def parse_args(argv=None):
                    help="after the methods, the default recipe with an [lqer] table of each "
                         "TOP_K:RANK (default: the records' %(default)s), and --budget (uniform, "
                         "no LQER) at the bytes of each; none: --lqer with nothing")
+    p.add_argument("--rdo", nargs="*", type=float, default=[0.1, 0.4], metavar="LAMBDA",
+                   help="after the methods, the default recipe with rate-distortion GPTQ (rdo = "
+                        "LAMBDA in its [defaults]) and --budget at its bytes (default: %(default)s); "
+                        "none: --rdo with nothing")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write val_bpb against bytes (matplotlib)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
     config = SIZES[args.size]
     if args.quick:
         config = dataclasses.replace(config, seq_len=128)
-        args.lqer = args.lqer[:1]  # the machinery, once
+        args.lqer, args.rdo = args.lqer[:1], args.rdo[:1]  # the machinery, once
     defaults = {"cpu": (500, 16), "gpu": (600, 32)}[args.size]
     steps = args.steps or (30 if args.quick else defaults[0])
     batch = args.batch or (8 if args.quick else defaults[1])
@@ -228,28 +232,30 @@ def main(argv=None) -> int:
         log(f"{name:<52} {len(artifact):>10,} B  val_bpb {bpb:.4f} ({bpb - target['val_bpb']:+.4f} "
             f"vs the recipe)  {seconds:5.1f} s{'' if fit['binding'] else '  (budget not binding)'}")
 
-    # LQER against --budget at its bytes: what the correction buys against
-    # spending the same bytes on finer clips.
-    for spec in args.lqer:
-        top_k, rank = (int(x) for x in spec.split(":"))
+    # LQER and rate-distortion GPTQ, each against --budget (uniform, the
+    # default recipe) at its bytes: what they buy against spending the same
+    # bytes on the clip factor.
+    assert "\nblock_size = 128\n" in default_recipe, "rdo goes into the default recipe's [defaults]"
+    variants = [(f"lqer top {t} rank {r}", "pgq [lqer]", default_recipe + f"\n[lqer]\ntop_k = {t}\nrank = {r}\n")
+                for t, r in (map(int, spec.split(":")) for spec in args.lqer)]
+    variants += [(f"rdo {x:g}", "pgq rdo",
+                  default_recipe.replace("\nblock_size = 128\n", f"\nblock_size = 128\nrdo = {x}\n", 1))
+                 for x in args.rdo]
+    for name, family, variant_recipe in variants:
         if hessians is None:
             hessians = pgq.torch.collect_hessians(model, calib, tied_inputs=tied)
-        lqer_recipe = default_recipe + f"\n[lqer]\ntop_k = {top_k}\nrank = {rank}\n"
-        name = f"lqer top {top_k} rank {rank}"
         pair = []
-        for label, family, kwargs in (
-            (f"recipe default + {name}", "pgq [lqer]", dict(recipe=lqer_recipe)),
-            (f"budget uniform = {name}", "pgq --budget --allocate uniform", None),
-        ):
-            if kwargs is None:
-                kwargs = dict(recipe=default_recipe, budget=pair[0]["bytes"])
+        for label, row_family in ((f"recipe default + {name}", family),
+                                  (f"budget uniform = {name}", "pgq --budget --allocate uniform")):
+            kwargs = (dict(recipe=variant_recipe) if not pair
+                      else dict(recipe=default_recipe, budget=pair[0]["bytes"]))
             t = time.perf_counter()
             artifact = pgq.quantize(float_state, hessians=hessians, progress=False, **kwargs)
             seconds = time.perf_counter() - t
             qmodel = copy.deepcopy(model)
             pgq.torch.load_into(qmodel, artifact)
             bpb = evaluate(qmodel)
-            row = dict(method=label, family=family, bits=None, bytes=len(artifact),
+            row = dict(method=label, family=row_family, bits=None, bytes=len(artifact),
                        bits_per_parameter=round(8 * len(artifact) / params, 4), val_bpb=round(bpb, 5),
                        delta_vs_float=round(bpb - float_bpb, 5), seconds=round(seconds, 2),
                        status_quo_bytes=M.status_quo_bytes(artifact, float_state))

@@ -105,6 +105,8 @@ pub enum GptqError {
     BlockSize,
     #[error("GPTQ damping {0} must be finite and at least 0")]
     Damp(f64),
+    #[error("GPTQ rate-distortion weight rdo = {0} must be finite and at least 0")]
+    Rdo(f64),
     /// The matrix or its Hessian does not pass the checks of every measure.
     #[error(transparent)]
     Matrix(#[from] pgq_metrics::MatrixError),

@@ -426,6 +426,7 @@ pub fn matrix_codes(
                 act_order,
                 damp,
                 block_size,
+                rdo,
             },
             Some(h),
         ) => {
@@ -436,6 +437,7 @@ pub fn matrix_codes(
                 damp: f64::from(damp),
                 act_order,
                 block_size: block_size as usize,
+                rdo: f64::from(rdo),
                 threads,
             };
             let result =

@@ -21,7 +21,14 @@ pub enum Method {
         damp: f32,
         /// Columns per lazy-update block.
         block_size: u32,
+        /// Rate-distortion weight (0: plain GPTQ; [`crate::GptqConfig::rdo`]).
+        #[serde(skip_serializing_if = "is_zero")]
+        rdo: f32,
     },
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 /// How one matrix is quantized: method, width, scale groups and clip.

@@ -78,9 +78,10 @@ const SETTING_KEYS: &[&str] = &[
     "act_order",
     "damp",
     "block_size",
+    "rdo",
 ];
 /// GPTQ-only settings.
-const GPTQ_KEYS: &[&str] = &["act_order", "damp", "block_size"];
+const GPTQ_KEYS: &[&str] = &["act_order", "damp", "block_size", "rdo"];
 /// Keys only rules have.
 const RULE_ONLY_KEYS: &[&str] = &["match", "keep", "max_elements", "min_rank"];
 /// Keys of an inline clip table.
@@ -404,6 +405,7 @@ struct Settings {
     act_order: Option<bool>,
     damp: Option<f32>,
     block_size: Option<u32>,
+    rdo: Option<f32>,
 }
 
 impl Settings {
@@ -447,6 +449,23 @@ impl Settings {
                 Some(damp)
             }
         };
+        let rdo = match fields.table.get("rdo") {
+            None => None,
+            Some(value) => {
+                let rdo = number(value).ok_or_else(|| {
+                    fields.value_error(
+                        "rdo",
+                        format!("must be a number, not a {}", type_name(value)),
+                    )
+                })? as f32;
+                if !(rdo.is_finite() && rdo >= 0.0) {
+                    return Err(
+                        fields.value_error("rdo", format!("= {rdo} must be finite and at least 0"))
+                    );
+                }
+                Some(rdo)
+            }
+        };
         Ok(Settings {
             bits,
             method,
@@ -455,6 +474,7 @@ impl Settings {
             act_order: fields.bool("act_order")?,
             damp,
             block_size: fields.u32("block_size", 1)?,
+            rdo,
         })
     }
 
@@ -468,6 +488,7 @@ impl Settings {
             self.act_order.is_some(),
             self.damp.is_some(),
             self.block_size.is_some(),
+            self.rdo.is_some(),
         ];
         SETTING_KEYS
             .iter()
@@ -685,9 +706,17 @@ impl Rule {
                         act_order,
                         damp,
                         block_size,
+                        rdo,
                     } => {
                         let ao = if *act_order { "ao," } else { "" };
-                        format!("gptq({ao}d={damp},b={block_size})")
+                        // Only when set, so that older recipes describe
+                        // themselves as they always have.
+                        let rdo = if *rdo > 0.0 {
+                            format!(",rdo={rdo}")
+                        } else {
+                            String::new()
+                        };
+                        format!("gptq({ao}d={damp},b={block_size}{rdo})")
                     }
                 };
                 out.push_str(&crate::policy::label(&method, *bits, *group_size, clip));
@@ -1113,6 +1142,7 @@ fn resolve(index: usize, own: &Settings, defaults: &Settings) -> Result<RulePlan
                 .block_size
                 .or(defaults.block_size)
                 .unwrap_or(DEFAULT_BLOCK_SIZE),
+            rdo: own.rdo.or(defaults.rdo).unwrap_or(0.0),
         },
     };
     Ok(RulePlan::Quantize {

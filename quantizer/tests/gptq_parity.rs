@@ -232,6 +232,7 @@ fn run_reference(
             write_scalar_f64(&input.join("damp.npy"), config.damp);
             write_scalar_i64(&input.join("act_order.npy"), i64::from(config.act_order));
             write_scalar_i64(&input.join("block_size.npy"), config.block_size as i64);
+            write_scalar_f64(&input.join("rdo.npy"), config.rdo);
         }
     }
 
@@ -363,6 +364,27 @@ fn cases() -> Vec<Case> {
             bits: 6,
             group_size: 128,
             clip: search(Objective::Hessian, Scope::Row),
+        },
+        Case {
+            label: "gptq sdclip12.85 int6 act rdo=0.5",
+            gptq: Some(GptqConfig {
+                rdo: 0.5,
+                ..GptqConfig::default()
+            }),
+            bits: 6,
+            group_size: 0,
+            clip: sdclip.clone(),
+        },
+        Case {
+            label: "gptq absmax int4 g128 rdo=0.2",
+            gptq: Some(GptqConfig {
+                rdo: 0.2,
+                act_order: false,
+                ..GptqConfig::default()
+            }),
+            bits: 4,
+            group_size: 128,
+            clip: ClipChoice::Absmax,
         },
         Case {
             label: "gptq pct/mse int6 act",

@@ -60,6 +60,7 @@ const RECORDS_GPTQ: Method = Method::Gptq {
     act_order: true,
     damp: 0.01,
     block_size: 128,
+    rdo: 0.0,
 };
 
 fn search_list() -> Vec<f32> {

@@ -27,6 +27,11 @@ X^T X/n):
     even, float32 division: pgq's code definition), err = (w - q s) / U_ii,
     update the block's later columns with err * U[i, i+1:end], and after the
     block, W[:, end:] -= Err @ U[start:end, end:].
+    With rdo > 0 (rate-distortion GPTQ): bits(q) = -log2 p(q), p(q) =
+    (count(q) + 1/2) / (N + L/2) over the RTN codes of step 2's W at its
+    scales (L = 2 qmax + 1); a non-zero q becomes q - sign(q) when
+    (t - q')^2 + rdo bits(q') < (t - q)^2 + rdo bits(q), t = float32(w) /
+    float32(scale) (strictly smaller; ties keep q), before err is taken.
  7. Codes in the original column order; hess_err = tr(E H E^T) / tr(W H W^T)
     with E = W - Q on the original, undamped H and original W.
 
@@ -62,7 +67,8 @@ Usage: gptq_ref.py IN OUT
        three are not read by RTN). Optional: method (int64, 0 = GPTQ
        default, 1 = RTN), percentiles (float64 1-D, candidates p in (0, 1],
        used as given), objective (int64, 0 = MSE default, 1 = Hessian),
-       scope (int64, 0 = per row/group default, 1 = whole tensor).
+       scope (int64, 0 = per row/group default, 1 = whole tensor), rdo
+       (float64, GPTQ's rate-distortion weight, 0 = plain GPTQ default).
   OUT: an .npz file, or a folder (created) to receive .npy files: codes
        (int8 [rows, cols]), scales (float16 [rows, groups]), hess_err
        (float64), damp_used (float64), damp_attempts (int64), choices
@@ -236,8 +242,25 @@ def hessian_error(W_orig, H_orig, codes, scales, width):
     return float(hess_err)
 
 
+def rate_bits(W, scales, qmax, width):
+    """bits(q) = -log2 p(q) for q = -qmax..qmax (index q + qmax), with
+    p(q) = (count(q) + 1/2) / (N + L/2) over the round-to-nearest codes of W
+    (the values the scales were chosen from) at those scales, L = 2 qmax + 1
+    codes."""
+    cols = W.shape[1]
+    col_scales32 = scales.astype(np.float32)[:, np.arange(cols) // width]
+    q = quantize_cols(W, col_scales32, qmax).astype(np.int64)
+    counts = np.bincount((q + qmax).ravel(), minlength=2 * qmax + 1).astype(np.float64)
+    total = counts.sum() + (2 * qmax + 1) / 2.0
+    return np.log2(total) - np.log2(counts + 0.5)
+
+
+def quantize_cols(W, col_scales32, qmax):
+    return np.clip(np.rint(W.astype(np.float32) / col_scales32), -qmax, qmax)
+
+
 def gptq(W_in, H_in, bits, group_size, k, damp, act_order, block_size,
-         percentiles=None, objective=0, scope=0):
+         percentiles=None, objective=0, scope=0, rdo=0.0):
     W_orig = np.asarray(W_in, dtype=np.float64)
     H_orig = np.asarray(H_in, dtype=np.float64)
     H_orig = (H_orig + H_orig.T) / 2.0
@@ -253,6 +276,7 @@ def gptq(W_in, H_in, bits, group_size, k, damp, act_order, block_size,
     scales, choices = pick_scales(W, H_orig, qmax, group_size, k,
                                   percentiles, objective, scope)
     width, _ = group_layout(cols, group_size)
+    bits_of = rate_bits(W, scales, qmax, width) if rdo > 0 else None
 
     if act_order:
         perm = np.argsort(-np.diag(H), kind="stable")
@@ -275,6 +299,13 @@ def gptq(W_in, H_in, bits, group_size, k, damp, act_order, block_size,
             w = W1[:, i]
             s32 = col_scales32[:, col]
             q = np.clip(np.rint(w.astype(np.float32) / s32), -qmax, qmax)
+            if rdo > 0:
+                # Rate-distortion: one step toward zero where
+                # (t - q)^2 + rdo * bits(q) is strictly smaller.
+                t = (w.astype(np.float32) / s32).astype(np.float64)
+                toward = q - np.sign(q)
+                cost = lambda c: (t - c) ** 2 + rdo * bits_of[(c + qmax).astype(np.int64)]
+                q = np.where((q != 0) & (cost(toward) < cost(q)), toward, q)
             codes[:, perm[col]] = q.astype(np.int8)
             err = (w - q.astype(np.float64) * s32.astype(np.float64)) / U[col, col]
             W1[:, i:] -= np.outer(err, U[col, col:end])
@@ -362,6 +393,7 @@ def main(argv):
                 act_order=bool(data["act_order"]),
                 block_size=int(data["block_size"]),
                 percentiles=percentiles, objective=objective, scope=scope,
+                rdo=float(data["rdo"]) if "rdo" in data else 0.0,
             )
     except NotPositiveDefinite as e:
         sys.stderr.write(f"gptq_ref: {e}\n")

@@ -119,10 +119,16 @@ fn cuda_job<'a>(
     let (rows, cols) = matrix_shape(source).map_err(|_| cpu_reports("shape too large"))?;
     let gptq = match plan.method {
         Method::Rtn => None,
+        // The CUDA sweep has no rate term: rate-distortion GPTQ runs on
+        // the CPU (the sweep is the cheap part; the CPU's reports say so).
+        Method::Gptq { rdo, .. } if rdo > 0.0 => {
+            return Err("rate-distortion GPTQ (rdo > 0) runs on the CPU".into())
+        }
         Method::Gptq {
             act_order,
             damp,
             block_size,
+            rdo: _,
         } => Some(GptqSpec {
             act_order,
             damp: f64::from(damp),
@@ -217,6 +223,7 @@ mod tests {
                 act_order: true,
                 damp: 0.01,
                 block_size,
+                rdo: 0.0,
             },
             bits: 6,
             group_size: 0,

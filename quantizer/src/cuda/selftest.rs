@@ -54,6 +54,7 @@ pub fn plans() -> Vec<MatrixPlan> {
         act_order: true,
         damp: 0.01,
         block_size: 128,
+        rdo: 0.0,
     };
     let search = |objective, scope| ClipChoice::Percentiles {
         list: vec![0.999, 0.9995, 0.9999, 1.0],
@@ -72,6 +73,7 @@ pub fn plans() -> Vec<MatrixPlan> {
                 act_order: true,
                 damp: 0.01,
                 block_size: 32,
+                rdo: 0.0,
             },
             bits: 4,
             group_size: 64,

@@ -53,7 +53,8 @@ fn settings_resolve_with_defaults_and_builtins() {
             method: Method::Gptq {
                 act_order: true,
                 damp: 0.02,
-                block_size: 128
+                block_size: 128,
+                rdo: 0.0
             },
             bits: 6,
             group_size: 0,
@@ -76,7 +77,8 @@ fn settings_resolve_with_defaults_and_builtins() {
             method: Method::Gptq {
                 act_order: false,
                 damp: 0.02,
-                block_size: 64
+                block_size: 64,
+                rdo: 0.0
             },
             bits: 4,
             group_size: 0,
@@ -661,4 +663,33 @@ fn an_lqer_table_takes_the_records_defaults_and_checks_its_keys() {
     }
     let e = Recipe::parse(&format!("lqer = 3\n{base}")).unwrap_err();
     assert!(e.to_string().contains("must be a table"), "{e}");
+}
+
+#[test]
+fn rdo_is_a_gptq_setting_described_only_when_set() {
+    let rule = |extra: &str| {
+        format!("[[rule]]\nmatch = \"*\"\nbits = 6\nmethod = \"gptq\"\nclip = {{ sdclip = 12.85 }}\n{extra}")
+    };
+    let plain = Recipe::parse(&rule("")).unwrap();
+    assert!(!plain.describe().contains("rdo"));
+    let json = serde_json::to_string(plain.rules()[0].plan()).unwrap();
+    assert!(!json.contains("rdo"), "{json}");
+    let with = Recipe::parse(&rule("rdo = 0.4\n")).unwrap();
+    assert!(
+        with.describe().contains("gptq(ao,d=0.01,b=128,rdo=0.4)"),
+        "{}",
+        with.describe()
+    );
+    let Method::Gptq { rdo, .. } = with.rules()[0].plan().matrix_plan().unwrap().method else {
+        panic!("gptq")
+    };
+    assert_eq!(rdo, 0.4);
+    let from_defaults = Recipe::parse(&format!("[defaults]\nrdo = 0.2\n{}", rule(""))).unwrap();
+    assert!(from_defaults.describe().contains("rdo=0.2"));
+    for (bad, says) in [("rdo = -1", "rdo"), ("rdo = \"x\"", "rdo")] {
+        let e = Recipe::parse(&rule(&format!("{bad}\n"))).unwrap_err();
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+    let rtn = "[[rule]]\nmatch = \"*\"\nbits = 6\nclip = { sdclip = 12.85 }\nrdo = 0.4\n";
+    assert!(Recipe::parse(rtn).unwrap_err().to_string().contains("rdo"));
 }
