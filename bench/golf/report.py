@@ -80,9 +80,11 @@ def table(out: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(out: dict, path: Path) -> None:
+def plot(out: dict, path: Path, around_points: bool = False) -> None:
     """val_bpb against artifact bytes, one line per method family, the float
-    model and the budget as reference lines; MiniLM's cosine beside it."""
+    model and the budget as reference lines; MiniLM's cosine beside it.
+    `around_points`: the axes fit the points (a run of a few methods at
+    nearby sizes) rather than the region around the budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,16 +99,24 @@ def plot(out: dict, path: Path) -> None:
     # The region participants choose in: around the budget, within 0.06
     # bpb of the float model; points outside it are counted in the title.
     x_max, y_max = 2.2 * budget / 1e6, float_bpb + 0.06
+    x_min = 0.4 * budget / 1e6
+    if around_points:
+        scored = [r for r in out["results"] if "val_bpb" in r]
+        xs_all = [r["bytes"] / 1e6 for r in scored]
+        span = max(xs_all) - min(xs_all)
+        x_min, x_max = min(xs_all) - 0.1 * span, max(xs_all) + 0.1 * span
+        y_max = max(r["val_bpb"] for r in scored) + 0.002
     hidden = 0
     for i, (family, rs) in enumerate(sorted(_families(out["results"]).items())):
         xs = [r["bytes"] / 1e6 for r in rs]
         ys = [r["val_bpb"] for r in rs]
-        hidden += sum(x > x_max or y > y_max for x, y in zip(xs, ys))
+        hidden += sum(x > x_max or x < x_min or y > y_max for x, y in zip(xs, ys))
         ax.plot(xs, ys, "-" if len(rs) > 1 else "", marker=markers[i % len(markers)], color=colors[i % 20],
                 label=family, markersize=5, linewidth=1)
     ax.axhline(float_bpb, color="black", linestyle=":", linewidth=1, label=f"float {float_bpb:.4f}")
-    ax.axvline(budget / 1e6, color="grey", linestyle="--", linewidth=1, label=f"budget {budget / 1e6:.2f} MB")
-    ax.set_xlim(0.4 * budget / 1e6, x_max)
+    if x_min <= budget / 1e6 <= x_max:
+        ax.axvline(budget / 1e6, color="grey", linestyle="--", linewidth=1, label=f"budget {budget / 1e6:.2f} MB")
+    ax.set_xlim(x_min, x_max)
     ax.set_ylim(float_bpb - 0.005, y_max)
     ax.set_xlabel("artifact bytes (MB)")
     ax.set_ylabel("val_bpb (lower is better)")

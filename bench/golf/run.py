@@ -82,6 +82,9 @@ def parse_args(argv=None):
                         "none: --rdo with nothing")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write val_bpb against bytes (matplotlib)")
+    p.add_argument("--plot-around-points", action="store_true",
+                   help="fit the plot's axes to the points rather than to the region around the budget "
+                        "(for a run of a few methods at nearby sizes)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
                    help="keep each method's .pgq file in DIR (named after the method)")
     p.add_argument("--minilm", metavar="DIR",
@@ -301,7 +304,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
         log(f"wrote {args.json}")
     if args.plot:
-        report.plot(out, args.plot)
+        report.plot(out, args.plot, around_points=args.plot_around_points)
         log(f"wrote {args.plot}")
     bad = [r["method"] for r in results if "val_bpb" in r and not math.isfinite(r["val_bpb"])]
     if bad or not math.isfinite(float_bpb):

@@ -33,10 +33,22 @@ def test_files_and_fields(quick):
     assert (out / "golf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"unigram_val_bpb", "float", "results", "budget", "model", "corpus"} <= result.keys()
     methods = {r["method"]: r for r in result["results"]}
-    assert set(methods) == {"rtn sdclip int8", "rtn sdclip int4"}
+    assert set(methods) == {
+        "rtn sdclip int8",
+        "rtn sdclip int4",
+        # One LQER and one rate-distortion pair, each beside the clip fit at its bytes.
+        "recipe default + lqer top 3 rank 4",
+        "budget uniform = lqer top 3 rank 4",
+        "recipe default + rdo 0.1",
+        "budget uniform = rdo 0.1",
+    }
     for r in methods.values():
         assert {"method", "bits", "bytes", "val_bpb", "seconds", "status_quo_bytes"} <= r.keys()
         assert r["bytes"] > 0 and math.isfinite(r["val_bpb"])
+    assert len(methods["recipe default + lqer top 3 rank 4"]["lqer"]) == 3
+    for name in ("lqer top 3 rank 4", "rdo 0.1"):
+        fitted, target = methods[f"budget uniform = {name}"]["bytes"], methods[f"recipe default + {name}"]["bytes"]
+        assert target - 2000 <= fitted <= target, name
     assert "| rtn sdclip int4 | 4 |" in stdout
 
 
