@@ -18,8 +18,6 @@ pub const MINOR_VERSION_RANS: u16 = 1;
 pub const MINOR_VERSION_LOW_RANK: u16 = 2;
 /// The largest rank of a low-rank correction (spec §8).
 pub const MAX_LOW_RANK: u32 = 256;
-/// Bytes of a kind-4 entry's correction fields (spec §4.8).
-pub const CORRECTION_LEN: u64 = 100;
 
 /// Bytes before the header body: magic, major, minor, header_len.
 pub const PREAMBLE_LEN: u64 = 16;

@@ -106,12 +106,18 @@ impl LowRank {
     /// match (the reader and writer guarantee they do); never panics.
     pub fn apply(&self, weights: &mut [f32], cols: usize) {
         let rank = self.rank as usize;
-        let (a, b) = (self.a.dequantize(), self.b.dequantize());
-        if rank == 0 || cols == 0 || b.len() != rank * cols || weights.len() % cols != 0 {
+        if rank == 0 || cols == 0 || weights.len() % cols != 0 {
             return;
         }
         let rows = weights.len() / cols;
-        if a.len() != rows * rank {
+        // Checked: a Tensor is plain data, its rank anything.
+        if rank.checked_mul(cols) != Some(self.b.codes.len())
+            || rows.checked_mul(rank) != Some(self.a.codes.len())
+        {
+            return;
+        }
+        let (a, b) = (self.a.dequantize(), self.b.dequantize());
+        if a.len() != rows * rank || b.len() != rank * cols {
             return;
         }
         let mut acc = vec![0f32; cols];

@@ -415,9 +415,13 @@ impl Header {
                 .fold(0u64, |m, r| m.saturating_add(r.len));
             // Packed codes take a byte each once unpacked.
             let codes = if t.quant.is_some() { t.elements() } else { 0 };
+            // A correction's codes, one byte each, and its factors as f32
+            // while it is applied.
             let factors = t.correction.map_or(0, |c| {
                 let (rows, cols) = t.rows_cols();
-                (c.rank as u64).saturating_mul(rows.saturating_add(cols))
+                (c.rank as u64)
+                    .saturating_mul(rows.saturating_add(cols))
+                    .saturating_mul(5)
             });
             let codes = codes.saturating_add(factors);
             n.saturating_add(owned).saturating_add(codes)

@@ -96,3 +96,80 @@ fn every_error_class_has_a_negative_vector() {
         );
     }
 }
+
+/// The low-rank vectors catch what spec §6.8 says they catch: a decoder
+/// that sums the correction without fused multiply-adds, in binary64, or
+/// in another order gets other bits on at least one weight of each.
+#[test]
+fn the_low_rank_vectors_catch_other_summation_orders() {
+    use pgq_format::{Tensor, TensorData};
+    type Sum = fn(&[f32], &[f32]) -> f32;
+    // a[k] * b[k] for one weight, summed three wrong ways.
+    let unfused: Sum = |a, b| {
+        let mut acc = a[0] * b[0];
+        for k in 1..a.len() {
+            acc += a[k] * b[k];
+        }
+        acc
+    };
+    let binary64: Sum = |a, b| {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum::<f64>() as f32
+    };
+    let reversed: Sum = |a, b| {
+        let n = a.len();
+        let mut acc = a[n - 1] * b[n - 1];
+        for k in (0..n - 1).rev() {
+            acc = a[k].mul_add(b[k], acc);
+        }
+        acc
+    };
+    // Weights of `t` with its correction summed by `sum`.
+    let decode = |t: &Tensor, sum: Sum| -> Vec<u32> {
+        let TensorData::Quantized {
+            group_size,
+            codes,
+            scales,
+            correction: Some(c),
+            ..
+        } = &t.data
+        else {
+            panic!("{}: not kind 4", t.name)
+        };
+        let cols = *t.shape.last().unwrap() as usize;
+        let rank = c.rank as usize;
+        let (a, b) = (c.a.dequantize(), c.b.dequantize());
+        let base = pgq_format::dequantize_codes(codes, scales, cols, *group_size);
+        base.iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                let (r, col) = (i / cols, i % cols);
+                let column: Vec<f32> = (0..rank).map(|k| b[k * cols + col]).collect();
+                (q + sum(&a[r * rank..(r + 1) * rank], &column)).to_bits()
+            })
+            .collect()
+    };
+    let positives = vectors::positives();
+    let tensors = |name: &str| -> Vec<Tensor> {
+        let p = positives.iter().find(|p| p.name == name).unwrap();
+        p.tensors
+            .iter()
+            .filter(|t| t.data.kind() == pgq_format::Kind::LowRank)
+            .cloned()
+            .collect()
+    };
+    let differs = |name: &str, sum: Sum| {
+        tensors(name).iter().any(|t| {
+            let right: Vec<u32> = t.dequantize().iter().map(|x| x.to_bits()).collect();
+            decode(t, sum) != right
+        })
+    };
+    for name in ["lowrank_records_asym_rans", "lowrank_symmetric_packed_raw"] {
+        assert!(differs(name, unfused), "{name}: an unfused decoder agrees");
+        assert!(differs(name, binary64), "{name}: a binary64 decoder agrees");
+    }
+    assert!(differs("lowrank_sum_order", binary64));
+    assert!(differs("lowrank_sum_order", reversed));
+}

@@ -13,8 +13,13 @@
 //!   2^(b-1) - 1)` in the full range (`-2..=1` for int2);
 //! - `B`: one fp16 scale per `b_group` consecutive elements of the flattened
 //!   factor (`max|group| / 7.5` for int4), codes in the full range
-//!   (`-8..=7`); when `b_group` does not divide `rank x cols`, one scale per
-//!   row of `B` instead.
+//!   (`-8..=7`).
+//!
+//! When `b_group` does not divide `rank x cols`, both factors take the
+//! record's symmetric form instead (`_lqer_pack`): `b_bits` codes in the
+//! symmetric range, one scale per row, `max|row| / (2^(b-1) - 1)`. A matrix
+//! smaller than `rank` in a dimension is ranked too and takes the rank it
+//! has room for (`min(rank, rows, cols)`), as the record does.
 //!
 //! Scales are computed in f32 from `max(max|x|, 1e-10)`, rounded to fp16
 //! (nearest even); codes round half to even from `f32(x) / f32(scale)`, like
@@ -87,14 +92,10 @@ pub enum LqerError {
     Svd { tensor: String },
 }
 
-/// The tensors that can take a correction of `rank`: quantized matrices
-/// (rank-2 shapes, no correction yet) at least `rank` in both dimensions,
-/// with their source and error norm, in file order.
-fn candidates(
-    config: &LqerConfig,
-    sources: &[SourceTensor],
-    tensors: &[Tensor],
-) -> Vec<(usize, usize, f64)> {
+/// The tensors that can take a correction: quantized matrices (rank-2
+/// shapes, no correction yet), with their source and error norm, in file
+/// order.
+fn candidates(sources: &[SourceTensor], tensors: &[Tensor]) -> Vec<(usize, usize, f64)> {
     tensors
         .iter()
         .enumerate()
@@ -105,12 +106,9 @@ fn candidates(
             else {
                 return None;
             };
-            let [rows, cols] = t.shape[..] else {
+            let [_, _] = t.shape[..] else {
                 return None;
             };
-            if rows.min(cols) < config.rank as u64 {
-                return None;
-            }
             let source = sources.iter().position(|s| s.name == t.name)?;
             let error = residual(&sources[source].values, &t.dequantize());
             let norm = error
@@ -135,7 +133,7 @@ pub fn apply(
     sources: &[SourceTensor],
     tensors: &mut [Tensor],
 ) -> Result<Vec<LqerReport>, LqerError> {
-    let mut ranked = candidates(config, sources, tensors);
+    let mut ranked = candidates(sources, tensors);
     // Largest error first; the sort is stable, so ties keep file order.
     ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
     ranked.truncate(config.top_k as usize);
@@ -150,21 +148,31 @@ pub fn apply(
             .into_iter()
             .map(f64::from)
             .collect();
-        let rank = config.rank as usize;
+        // The record's r = min(rank, S.numel()).
+        let rank = (config.rank as usize).min(rows).min(cols);
         let (a, b) = truncated_svd(&error, rows, cols, rank).ok_or_else(|| LqerError::Svd {
             tensor: tensor.name.clone(),
         })?;
         let a: Vec<f32> = a.into_iter().map(|x| x as f32).collect();
         let b: Vec<f32> = b.into_iter().map(|x| x as f32).collect();
-        let b_group = if (rank * cols) % config.b_group as usize == 0 {
-            config.b_group
+        let grouped = (rank * cols) % config.b_group as usize == 0;
+        let (a, b, b_group) = if grouped {
+            (
+                quantize_factor(&a, config.a_bits, a.len() as u32),
+                quantize_factor(&b, config.b_bits, config.b_group),
+                config.b_group,
+            )
         } else {
-            cols as u32
+            (
+                quantize_rows(&a, config.b_bits, rank),
+                quantize_rows(&b, config.b_bits, cols),
+                cols as u32,
+            )
         };
         let correction = LowRank {
-            rank: config.rank,
-            a: quantize_factor(&a, config.a_bits, a.len() as u32),
-            b: quantize_factor(&b, config.b_bits, b_group),
+            rank: rank as u32,
+            a,
+            b,
         };
         if let TensorData::Quantized { correction: c, .. } = &mut tensor.data {
             *c = Some(correction);
@@ -172,7 +180,7 @@ pub fn apply(
         let after = residual(w, &tensor.dequantize());
         reports.push(LqerReport {
             tensor: tensor.name.clone(),
-            rank: config.rank,
+            rank: rank as u32,
             error_before,
             error_after: after
                 .iter()
@@ -186,18 +194,37 @@ pub fn apply(
 }
 
 /// A factor in the full `bits`-bit range with one fp16 scale per `group`
-/// consecutive values: `s = max|group| / ((2^bits - 1) / 2)`.
+/// consecutive values: `s = max|group| / ((2^bits - 1) / 2)` (the record's
+/// `_lqer_pack_asym`).
 pub fn quantize_factor(values: &[f32], bits: u8, group: u32) -> Factor {
-    let top = (1i32 << (bits - 1)) - 1;
-    let bottom = -top - 1;
     // 1.5 for int2, 7.5 for int4: the records' divisors.
     let half_span = ((1u32 << bits) - 1) as f32 / 2.0;
+    quantize_groups(values, bits, CodeRange::Full, half_span, group)
+}
+
+/// A factor in the symmetric `bits`-bit range with one fp16 scale per row
+/// of `row` values, `s = max|row| / (2^(bits-1) - 1)` (the record's
+/// `_lqer_pack`).
+pub fn quantize_rows(values: &[f32], bits: u8, row: usize) -> Factor {
+    let top = ((1u32 << (bits - 1)) - 1) as f32;
+    quantize_groups(values, bits, CodeRange::Symmetric, top, row as u32)
+}
+
+/// Codes `clamp(round(x / s))` to the `bits`-bit `range`, with
+/// `s = fp16(max(max|g|, 1e-10) / divisor)` per group `g` of `group`
+/// consecutive values.
+fn quantize_groups(values: &[f32], bits: u8, range: CodeRange, divisor: f32, group: u32) -> Factor {
+    let top = (1i32 << (bits - 1)) - 1;
+    let bottom = match range {
+        CodeRange::Symmetric => -top,
+        CodeRange::Full => -top - 1,
+    };
     let group_len = (group as usize).max(1);
     let mut codes = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / group_len);
     for chunk in values.chunks(group_len) {
         let peak = chunk.iter().fold(0f32, |m, &x| m.max(x.abs())).max(1e-10);
-        let scale = f16::from_f32(peak / half_span);
+        let scale = f16::from_f32(peak / divisor);
         let s = scale.to_f32();
         codes.extend(chunk.iter().map(|&x| {
             if s == 0.0 {
@@ -210,7 +237,7 @@ pub fn quantize_factor(values: &[f32], bits: u8, group: u32) -> Factor {
     }
     Factor {
         bits,
-        range: CodeRange::Full,
+        range,
         group,
         codes,
         scales,

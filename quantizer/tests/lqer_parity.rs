@@ -225,7 +225,8 @@ fn lqer_matches_the_numpy_reference() {
     let mut rng = Rng(0x1797);
     // The records' configuration on shapes of the demo and golf models'
     // kinds (wide, tall, square; 48 columns, where groups of 64 run across
-    // rows of B), and a thin tensor too small for rank 4.
+    // rows of B), and a thin tensor that takes rank 3 (its room) and the
+    // symmetric form (64 does not divide 3 x 500).
     let cases = vec![
         case(&mut rng, "mlp.fc", (256, 96), 0.5, 8, 2e-4),
         case(&mut rng, "mlp.proj", (96, 256), 0.4, 8, 2e-4),
@@ -235,8 +236,9 @@ fn lqer_matches_the_numpy_reference() {
         case(&mut rng, "thin", (3, 500), 5.0, 3, 2e-4),
     ];
     let (equal, total) = compare("records", DEFAULT_LQER, cases);
-    // Rank 6 in int3/int5 with groups that do not divide (B falls back to
-    // one scale per row), top 2.
+    // Rank 6 in int3/int5, top 2: groups of 64 do not divide 6 x 70 nor
+    // 6 x 200, so both factors take the symmetric int5 form, one scale
+    // per row.
     let cases = vec![
         case(&mut rng, "a", (200, 70), 0.5, 10, 1e-4),
         case(&mut rng, "b", (70, 200), 0.5, 10, 1e-4),

@@ -8,18 +8,22 @@ For tensors i = 0..count-1 with weights W_i (float32, rows x cols) and
 codes Q_i with one float16 scale per row S_i:
 
 1. E_i = W_i - Q_i * S_i in float32; rank the tensors by ||E_i||_F
-   (largest first, ties by index) and keep the first top_k that are at
-   least `rank` in both dimensions.
+   (largest first, ties by index) and keep the first top_k; each takes
+   rank r = min(rank, rows, cols), as the record's min(rank, S.numel()).
 2. For each kept tensor: numpy.linalg.svd of E_i in float64,
    A = U[:, :r] * s[:r], B = Vt[:r]; for each k, if the largest-magnitude
    entry of B[k] (the first among equals) is negative, negate A[:, k] and
    B[k]. Then A and B are cast to float32.
-3. Quantize each factor in the full b-bit range [-2^(b-1), 2^(b-1)-1],
-   one scale per group of g consecutive elements of the flattened factor
-   (A: g = its size; B: g = b_group, or cols when b_group does not divide
-   its size): scale = float16(max(max|group|, 1e-10) / ((2^b - 1) / 2)),
-   computed in float32; codes = clip(rint(x / float32(scale))) (half to
-   even), zero where the scale is 0.
+3. When b_group divides r * cols (the record's _lqer_pack_asym): each
+   factor in the full b-bit range [-2^(b-1), 2^(b-1)-1] (A: a_bits, B:
+   b_bits), one scale per group of g consecutive elements of the
+   flattened factor (A: g = its size; B: g = b_group), scale =
+   float16(max(max|group|, 1e-10) / ((2^b - 1) / 2)). Otherwise (the
+   record's _lqer_pack): both factors b_bits in the symmetric range
+   [-(2^(b-1)-1), 2^(b-1)-1], one scale per row, scale =
+   float16(max(max|row|, 1e-10) / (2^(b-1) - 1)). Scales computed in
+   float32; codes = clip(rint(x / float32(scale))) (half to even), zero
+   where the scale is 0.
 4. error_after = ||W - (Q*S + A*B)||_F with the quantized factors, the
    correction summed as FORMAT.md 6.8 says (a0*b0, then an exact fused
    multiply-add per k).
@@ -52,14 +56,16 @@ def fma32(x, y, z):
     return np.where(tie & (e * d > 0), n, r)
 
 
-def quantize_factor(x, bits, group):
+def quantize_factor(x, bits, group, symmetric=False):
     top = 2 ** (bits - 1) - 1
     flat = x.reshape(-1, group)
     peak = np.maximum(np.abs(flat).max(axis=1), np.float32(1e-10))
-    scales = (peak / np.float32((2 ** bits - 1) / 2)).astype(np.float16)
+    divisor = top if symmetric else (2 ** bits - 1) / 2
+    scales = (peak / np.float32(divisor)).astype(np.float16)
     s = scales.astype(np.float32)[:, None]
+    low = -top if symmetric else -top - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(s == 0, 0, np.clip(np.rint(flat / s), -top - 1, top))
+        q = np.where(s == 0, 0, np.clip(np.rint(flat / s), low, top))
     return q.astype(np.int8).reshape(-1), scales
 
 
@@ -81,32 +87,37 @@ def main(inp, out):
         W.append(w)
         base.append(q)
         e = w - q
-        fits = min(w.shape) >= rank
-        errors.append(np.sqrt((e.astype(np.float64) ** 2).sum()) if fits else -1.0)
-    order = sorted((i for i in range(count) if errors[i] >= 0), key=lambda i: (-errors[i], i))
+        errors.append(np.sqrt((e.astype(np.float64) ** 2).sum()))
+    order = sorted(range(count), key=lambda i: (-errors[i], i))
     chosen = sorted(order[:top_k])
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, "chosen.npy"), np.array(chosen, dtype=np.int64))
     for i in chosen:
         rows, cols = W[i].shape
+        r = min(rank, rows, cols)
         e = (W[i] - base[i]).astype(np.float64)
         u, s, vt = np.linalg.svd(e, full_matrices=False)
-        a = u[:, :rank] * s[:rank]
-        b = vt[:rank].copy()
-        for k in range(rank):
+        a = u[:, :r] * s[:r]
+        b = vt[:r].copy()
+        for k in range(r):
             if b[k, np.argmax(np.abs(b[k]))] < 0:
                 a[:, k] = -a[:, k]
                 b[k] = -b[k]
         a, b = a.astype(np.float32), b.astype(np.float32)
-        g = b_group if (rank * cols) % b_group == 0 else cols
-        qa, sa = quantize_factor(a, a_bits, a.size)
-        qb, sb = quantize_factor(b, b_bits, g)
+        if (r * cols) % b_group == 0:
+            ga, g = a.size, b_group
+            qa, sa = quantize_factor(a, a_bits, ga)
+            qb, sb = quantize_factor(b, b_bits, g)
+        else:
+            ga, g = r, cols
+            qa, sa = quantize_factor(a, b_bits, ga, symmetric=True)
+            qb, sb = quantize_factor(b, b_bits, g, symmetric=True)
         for name, arr in (("A%d_codes", qa), ("A%d_scales", sa), ("B%d_codes", qb), ("B%d_scales", sb)):
             np.save(os.path.join(out, (name % i) + ".npy"), arr)
-        da = dequantize_factor(qa, sa, a.size).reshape(rows, rank)
-        db = dequantize_factor(qb, sb, g).reshape(rank, cols)
+        da = dequantize_factor(qa, sa, ga).reshape(rows, r)
+        db = dequantize_factor(qb, sb, g).reshape(r, cols)
         acc = da[:, :1] * db[:1]
-        for k in range(1, rank):
+        for k in range(1, r):
             acc = fma32(da[:, k:k + 1], db[k:k + 1], acc)
         after = W[i] - (base[i] + acc)
         np.save(os.path.join(out, f"err{i}.npy"),

@@ -3,8 +3,9 @@
 //! checked bit for bit against the records' own dequantization functions
 //! run with torch: every distinct code path of the public records, from the
 //! baseline's int8_clean_per_row_v1 bundle to the 2026-04-27 record's
-//! attention gates, and the precise refusals of what pgq cannot hold yet
-//! (LQER low-rank corrections, the PGRP per-group lrzip container).
+//! attention gates and LQER low-rank corrections (both forms), and the
+//! precise refusal of what pgq cannot read yet (the PGRP per-group lrzip
+//! container).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -532,7 +532,7 @@ pub struct TensorRow {
 }
 
 /// `rank 4: A int2 (full range, one scale), B int4 (full range, groups of
-/// 64); 1,234 bytes, 3.1% of the tensor's`.
+/// 64); 1,234 bytes, 3.10% of the tensor's`.
 fn correction_text(data: &TensorData, bytes: u64, tensor_bytes: u64) -> Option<String> {
     let TensorData::Quantized {
         correction: Some(c),

@@ -36,11 +36,12 @@ use pgq_quantizer::sha256_hex;
 ///   int8_clean_per_row_v1  the baseline's bundle (quantized, scales,
 ///                          passthrough, qmeta)
 /// The conversion is lossless: every weight `pgq export` gives equals the
-/// record's own dequantization (q * scale) bit for bit.
+/// record's own dequantization (q * scale) bit for bit, a low-rank
+/// correction (meta "+lqer", "+lqer_asym", 2026-04-27 on) included: it
+/// becomes a tensor of kind 4 (format 1.2), whose W = Q*s + A*B decodes as
+/// the record's own torch product does.
 ///
-/// Refused with exit 2, naming what is not supported yet: tensors with a
-/// low-rank correction (meta "+lqer", "+lqer_asym", 2026-04-27 on: pgq's
-/// container has no place for the factors yet) and the 2026-04-27
+/// Refused with exit 2, naming what is not supported yet: the 2026-04-27
 /// record's PGRP per-group container (lrzip streams; serialize with
 /// COMPRESSOR=brotli to import).
 ///

@@ -2013,12 +2013,12 @@ fn spec_example() -> Tensor {
     }
 }
 
-/// One row whose sum rounds differently in any other order: products
-/// 2^24, 1, 1 give 2^24 summed in order (2^24 + 1 ties to even) but
-/// 2^24 + 2 summed from the end or in f64.
-fn order_matters() -> Tensor {
+/// Rank 1 with the extremes of a full-range int8 factor: `b` holds -128,
+/// the products are 2^24 and -2^25, and `q + acc` rounds (1 - 2^25 is
+/// -2^25 in binary32).
+fn full_range_extremes() -> Tensor {
     Tensor {
-        name: "order".into(),
+        name: "extremes".into(),
         shape: vec![1, 2],
         data: TensorData::Quantized {
             bits: 8,
@@ -2091,13 +2091,13 @@ fn lowrank_positives(v: &mut Vec<Positive>) {
     v.push(positive(
         "lowrank_sum_order",
         "corrections whose sums round differently in any order but §6.8's: products 2^24, 1, 1 sum to 2^24 in order (2^24 + 1 ties to even) and to 2^24 + 2 from the end or in f64; a full-range int8 factor holding -128",
-        vec![sum_order(), order_matters()],
+        vec![sum_order(), full_range_extremes()],
         none(),
         opts(Compression::Raw),
     ));
     v.push(positive(
         "lowrank_records_asym_rans",
-        "as records #1797 and #1935 store their top tensors: int6 per-row codes, rank 4, A int2 full range with one scale for the whole factor, B int4 full range in groups of 64 that run across its rows (48 columns); beside a plain int6 tensor and f16 values, rANS; random factors, so that products and sums round (an FMA or f64 decoder differs)",
+        "as records #1797 and #1935 store their top tensors: int6 per-row codes, rank 4, A int2 full range with one scale for the whole factor, B int4 full range in groups of 64 that run across its rows (48 columns); beside a plain int6 tensor and f16 values, rANS; random factors, so that products and sums round (an unfused or f64 decoder differs)",
         vec![
             lowrank(
                 &mut rng,
@@ -2276,7 +2276,7 @@ fn lowrank_negatives(v: &mut Vec<Negative>) {
     v.push(neg(
         "lowrank_truncated_correction",
         Truncated,
-        "the header body ends inside factor B's scales region",
+        "the header body ends inside factor B's codes region",
         f,
         true,
     ));

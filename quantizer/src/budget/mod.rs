@@ -441,7 +441,9 @@ pub fn quantize_to_budget(
         allocation,
     } = budget;
     if planning.lqer().is_some() {
-        return Err(PipelineError::LqerWith("--budget"));
+        return Err(PipelineError::LqerWith(
+            "--budget (or --code and --cap, which fit the file to the cap)",
+        ));
     }
     let prepared = prepare(sources, planning, hessians, options)?;
     let search_started = std::time::Instant::now();

@@ -61,8 +61,8 @@ pub enum ImportError {
     #[error("tensor {tensor:?}: {detail}")]
     Tensor { tensor: String, detail: String },
     /// Something import recognises but cannot map yet: a container whose
-    /// streams pgq cannot decode (`PGRP`), a layout with parts pgq cannot
-    /// hold (a low-rank correction). `what` names it, `detail` says why.
+    /// streams pgq cannot decode (`PGRP`). `what` names it, `detail` says
+    /// why.
     #[error("{what}: not supported yet: {detail}")]
     Unsupported { what: String, detail: String },
 }

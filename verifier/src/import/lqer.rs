@@ -15,9 +15,10 @@
 //! for `B`), the symmetric one as symmetric factors with groups of one row.
 //! The widths are the fewest that hold the codes (the records' int2/int4,
 //! or fewer when a factor happens not to use its whole range; the weights
-//! do not depend on the width). What pgq decodes is `W = Q*s + A*B` summed
-//! in the order of §6.8; torch's matrix product may sum in another order,
-//! so the two can differ in the last bit of a few weights.
+//! do not depend on the width). What pgq decodes is `W = Q*s + A*B` in the
+//! order of §6.8, an FMA chain over the rank: the order of torch's CPU
+//! product in the record's loader, so the weights equal the record's bit
+//! for bit (tests/record_artifacts.rs checks both forms).
 
 use pgq_format::pack::{code_max, Bits};
 use pgq_format::{CodeRange, Factor, LowRank};
@@ -129,7 +130,7 @@ fn group_of(name: &str, f: &StoredFactor<'_>, layout: Scales) -> Result<u32, Imp
     let fits = match layout {
         Scales::One => f.scales_shape.is_empty(),
         Scales::Groups => f.scales_shape.len() == 1 && scales > 0 && n % scales == 0,
-        Scales::PerRow(row) => f.scales_shape.len() == 1 && scales * row == n,
+        Scales::PerRow(row) => f.scales_shape.len() == 1 && scales.checked_mul(row) == Some(n),
     };
     if !fits {
         let want = match layout {

@@ -15,12 +15,13 @@
 //!    builds data and never calls anything;
 //! 5. [`layout`]: the `w`/`m` or `int8_clean_per_row_v1` layout mapped to
 //!    [`pgq_format::Tensor`]s: int8 codes and fp16 scales kept as they are,
-//!    so every exported weight equals `q * scale` bit for bit.
+//!    so every exported weight equals `q * scale` bit for bit; a low-rank
+//!    correction (`+lqer`, `+lqer_asym`) becomes a kind-4 tensor
+//!    (`lqer`), equal to the record's `q * scale + A @ B` bit for bit.
 //!
 //! What import recognises but cannot map yet is refused with
 //! [`ImportError::Unsupported`], naming it: the 2026-04-27 record's `PGRP`
-//! per-group lrzip container, and tensors with a low-rank correction
-//! (`+lqer`, `+lqer_asym`).
+//! per-group lrzip container.
 //!
 //! Raw LZMA2 (no xz container) is not supported: it has no magic, and
 //! [`ImportOptions`] has no way to declare it. Python's `lzma.compress`, which
