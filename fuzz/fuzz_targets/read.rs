@@ -291,7 +291,7 @@ fn check_summary(s: &Summary, header: &Header, len: u64) {
     let attributed: u64 = s
         .tensors
         .iter()
-        .map(|t| t.payload_bytes + t.scale_bytes)
+        .map(|t| t.payload_bytes + t.scale_bytes + t.correction_bytes)
         .sum();
     assert_eq!(attributed, stored, "attributed stored bytes");
 
