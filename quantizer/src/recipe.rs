@@ -368,6 +368,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A finite number (integer or float) above `min`, or at least `min`
+    /// when `or_equal`, as f32.
+    fn f32_above(&self, key: &str, min: f32, or_equal: bool) -> Result<Option<f32>, RecipeError> {
+        let Some(value) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let x = number(value).ok_or_else(|| {
+            self.value_error(key, format!("must be a number, not a {}", type_name(value)))
+        })? as f32;
+        let fits = x.is_finite() && if or_equal { x >= min } else { x > min };
+        if !fits {
+            let bound = if or_equal { "at least" } else { "greater than" };
+            return Err(self.value_error(key, format!("= {x} must be finite and {bound} {min}")));
+        }
+        Ok(Some(x))
+    }
+
     /// A non-negative integer that fits u32 (`min` is the least allowed).
     fn u32(&self, key: &str, min: u32) -> Result<Option<u32>, RecipeError> {
         match self.int(key)? {
@@ -431,41 +448,8 @@ impl Settings {
             None => None,
             Some(value) => Some(parse_clip(at, value)?),
         };
-        let damp = match fields.table.get("damp") {
-            None => None,
-            Some(value) => {
-                let damp = number(value).ok_or_else(|| {
-                    fields.value_error(
-                        "damp",
-                        format!("must be a number, not a {}", type_name(value)),
-                    )
-                })? as f32;
-                if !(damp.is_finite() && damp > 0.0) {
-                    return Err(fields.value_error(
-                        "damp",
-                        format!("= {damp} must be finite and greater than 0"),
-                    ));
-                }
-                Some(damp)
-            }
-        };
-        let rdo = match fields.table.get("rdo") {
-            None => None,
-            Some(value) => {
-                let rdo = number(value).ok_or_else(|| {
-                    fields.value_error(
-                        "rdo",
-                        format!("must be a number, not a {}", type_name(value)),
-                    )
-                })? as f32;
-                if !(rdo.is_finite() && rdo >= 0.0) {
-                    return Err(
-                        fields.value_error("rdo", format!("= {rdo} must be finite and at least 0"))
-                    );
-                }
-                Some(rdo)
-            }
-        };
+        let damp = fields.f32_above("damp", 0.0, false)?;
+        let rdo = fields.f32_above("rdo", 0.0, true)?;
         Ok(Settings {
             bits,
             method,
